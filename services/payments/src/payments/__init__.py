@@ -1,0 +1,1 @@
+"""payments service: payment lifecycle, idempotency, timeline and transactional outbox."""

@@ -1,0 +1,62 @@
+"""Request dependencies: the database session and the merchant behind the request."""
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from payplane_core.app import Internal
+from payplane_core.context import request_id_var
+from payplane_core.internal_auth import SCOPE_PAYMENTS_READ, SCOPE_PAYMENTS_WRITE
+from payplane_core.problems import Problem
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from payments.core.config import Settings
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_sessions(request: Request) -> async_sessionmaker:
+    return request.app.state.sessions
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with request.app.state.sessions() as session:
+        yield session
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+Sessions = Annotated[async_sessionmaker, Depends(get_sessions)]
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+def _merchant_with(scope: str):
+    async def dependency(identity: Internal) -> str:
+        # The gateway already checked the key and its scopes; check again (defence in depth).
+        if identity.caller != "gateway" or not identity.merchant_id:
+            raise Problem(401, "internal-auth", "Not a merchant request from the gateway.")
+        if scope not in identity.scopes:
+            raise Problem(403, "missing-scope", f"This key lacks the {scope} scope.")
+        return identity.merchant_id
+
+    return dependency
+
+
+MerchantReader = Annotated[str, Depends(_merchant_with(SCOPE_PAYMENTS_READ))]
+MerchantWriter = Annotated[str, Depends(_merchant_with(SCOPE_PAYMENTS_WRITE))]
+
+
+async def require_json(content_type: Annotated[str | None, Header()] = None) -> None:
+    media_type = (content_type or "").split(";")[0].strip().lower()
+    if media_type != "application/json":
+        raise Problem(415, "unsupported-media-type", "Send the body as application/json.")
+
+
+def trace_headers(request: Request) -> dict[str, str]:
+    """What travels on with the events: the request id and W3C trace context."""
+    carried = {"x-request-id": request_id_var.get()}
+    for name in ("traceparent", "tracestate"):
+        if value := request.headers.get(name):
+            carried[name] = value
+    return carried

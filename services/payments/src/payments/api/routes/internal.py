@@ -1,0 +1,48 @@
+"""Internal API for other services (providers, webhooks): never routed by the ingress."""
+
+from fastapi import APIRouter, Request
+from payplane_core.app import Internal
+from payplane_core.problems import Problem
+
+from payments import service
+from payments.api.deps import Sessions, trace_headers
+from payments.outbox import payment_json
+from payments.schemas import EventIn, EventResult, PaymentOut
+from payments.state import IllegalTransition
+
+router = APIRouter(prefix="/internal/v1/payments", tags=["internal"])
+
+
+@router.get("/{payment_id}", response_model=PaymentOut)
+async def get_payment(payment_id: str, sessions: Sessions) -> dict:
+    async with sessions() as session:
+        try:
+            payment = await service.get_payment(session, payment_id=payment_id, merchant_id=None)
+        except service.PaymentNotFound:
+            raise Problem(404, "payment-not-found", f"No payment {payment_id}.") from None
+        return payment_json(payment)
+
+
+@router.post("/{payment_id}/events", response_model=EventResult)
+async def record_event(
+    payment_id: str, event: EventIn, identity: Internal, request: Request, sessions: Sessions
+) -> dict:
+    if identity.caller == "gateway":
+        raise Problem(403, "internal-only", "Merchants cannot report payment events.")
+    try:
+        async with sessions.begin() as session:
+            payment, changed = await service.record_event(
+                session, payment_id=payment_id, event=event, headers=trace_headers(request)
+            )
+            result = payment_json(payment)
+    except service.PaymentNotFound:
+        raise Problem(404, "payment-not-found", f"No payment {payment_id}.") from None
+    except IllegalTransition as exc:
+        raise Problem(
+            409,
+            "illegal-transition",
+            str(exc),
+            current=exc.current.value,
+            requested=exc.target.value,
+        ) from None
+    return {"payment": result, "changed": changed}

@@ -1,0 +1,132 @@
+"""The merchant-facing payments API (reached only through the gateway)."""
+
+import json
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import Response
+from payplane_core.problems import Problem
+
+from payments import idempotency, service
+from payments.api.deps import (
+    MerchantReader,
+    MerchantWriter,
+    SessionDep,
+    Sessions,
+    SettingsDep,
+    require_json,
+    trace_headers,
+)
+from payments.outbox import payment_json
+from payments.schemas import PaymentCreate, PaymentOut, PaymentPage, Tracking
+
+router = APIRouter(prefix="/api/v1/payments", tags=["payments"])
+
+
+def _not_found(payment_id: str) -> Problem:
+    return Problem(404, "payment-not-found", f"No payment {payment_id} for this merchant.")
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=PaymentOut,
+    dependencies=[Depends(require_json)],
+)
+async def create_payment(
+    body: PaymentCreate,
+    request: Request,
+    merchant_id: MerchantWriter,
+    sessions: Sessions,
+    settings: SettingsDep,
+    idempotency_key: Annotated[str | None, Header()] = None,
+) -> Response:
+    key = idempotency.validate_key(idempotency_key) if idempotency_key is not None else None
+    if key is not None:
+        replay = await idempotency.claim(
+            sessions,
+            merchant_id=merchant_id,
+            key=key,
+            print_=idempotency.fingerprint(body.model_dump(mode="json")),
+            ttl=timedelta(hours=settings.IDEMPOTENCY_TTL_HOURS),
+            lock=timedelta(seconds=settings.IDEMPOTENCY_LOCK_SECONDS),
+        )
+        if replay is not None:
+            return Response(
+                replay.body,
+                status_code=replay.status,
+                media_type="application/json",
+                headers={"Idempotent-Replayed": "true"},
+            )
+    try:
+        async with sessions.begin() as session:
+            payment = await service.create_payment(
+                session,
+                merchant_id=merchant_id,
+                data=body,
+                source="api",
+                headers=trace_headers(request),
+            )
+            result = json.dumps(payment_json(payment), separators=(",", ":"))
+            if key is not None:
+                await idempotency.complete(
+                    session, merchant_id=merchant_id, key=key, status=201, body=result
+                )
+    except BaseException:
+        if key is not None:
+            await idempotency.release(sessions, merchant_id=merchant_id, key=key)
+        raise
+    return Response(
+        result,
+        status_code=201,
+        media_type="application/json",
+        headers={"Location": f"/api/v1/payments/{payment.id}/show"},
+    )
+
+
+@router.get("", response_model=PaymentPage)
+async def list_payments(
+    merchant_id: MerchantReader,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    starting_after: Annotated[str | None, Query(max_length=40)] = None,
+) -> PaymentPage:
+    try:
+        rows, has_more = await service.list_payments(
+            session, merchant_id=merchant_id, limit=limit, starting_after=starting_after
+        )
+    except service.PaymentNotFound:
+        raise _not_found(starting_after or "") from None
+    data = [PaymentOut.model_validate(payment_json(p)) for p in rows]
+    return PaymentPage(data=data, has_more=has_more, next_cursor=data[-1].id if has_more else None)
+
+
+@router.get("/{payment_id}/show", response_model=PaymentOut)
+async def show_payment(payment_id: str, merchant_id: MerchantReader, session: SessionDep) -> dict:
+    try:
+        payment = await service.get_payment(
+            session, payment_id=payment_id, merchant_id=merchant_id
+        )
+    except service.PaymentNotFound:
+        raise _not_found(payment_id) from None
+    return payment_json(payment)
+
+
+@router.get("/{payment_id}/tracking", response_model=Tracking)
+async def track_payment(payment_id: str, merchant_id: MerchantReader, session: SessionDep) -> dict:
+    try:
+        payment = await service.get_payment(
+            session, payment_id=payment_id, merchant_id=merchant_id
+        )
+    except service.PaymentNotFound:
+        raise _not_found(payment_id) from None
+    events = await service.timeline(session, payment_id=payment.id)
+    return {
+        "payment_id": payment.id,
+        "status": payment.status,
+        "events": [
+            {"type": e.type, "status": e.status, "at": e.at, "source": e.source, "detail": e.detail}
+            for e in events
+        ],
+    }

@@ -1,0 +1,111 @@
+"""Tables of the payments database. Money is a BIGINT of minor units plus its currency."""
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: DateTime(timezone=True), dict[str, Any]: JSONB}
+
+
+class Payment(Base):
+    __tablename__ = "payments"
+    __table_args__ = (
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint("currency ~ '^[A-Z]{3}$'", name="currency_iso"),
+        CheckConstraint(
+            "status IN ('pending','processing','succeeded','failed','canceled')", name="status_known"
+        ),
+        # Keyset pagination: newest first within one merchant.
+        Index("ix_payments_merchant_created", "merchant_id", text("created_at DESC"), text("id DESC")),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    merchant_id: Mapped[str] = mapped_column(String(64))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(16))
+    provider: Mapped[str | None] = mapped_column(String(64))
+    description: Mapped[str | None] = mapped_column(Text)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONB)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class PaymentEvent(Base):
+    """The timeline: one row per state change or notable step, never updated."""
+
+    __tablename__ = "payment_events"
+    __table_args__ = (Index("ix_payment_events_payment", "payment_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    payment_id: Mapped[str] = mapped_column(ForeignKey("payments.id", ondelete="CASCADE"))
+    type: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[dict[str, Any]]
+    at: Mapped[datetime]
+
+
+class OutboxEvent(Base):
+    """Transactional outbox: written with the change it announces, published by the relay."""
+
+    __tablename__ = "outbox_events"
+    __table_args__ = (
+        CheckConstraint("state IN ('pending','published','failed')", name="state_known"),
+        Index(
+            "ix_outbox_ready",
+            "next_retry_at",
+            postgresql_where=text("state = 'pending'"),
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    payment_id: Mapped[str] = mapped_column(String(40))
+    merchant_id: Mapped[str] = mapped_column(String(64))
+    event_type: Mapped[str] = mapped_column(String(64))
+    routing_key: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]]
+    # Request id and W3C trace context, carried into the message headers.
+    headers: Mapped[dict[str, Any]]
+    state: Mapped[str] = mapped_column(String(16), server_default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    next_retry_at: Mapped[datetime]
+    # Lease of the relay that claimed the row; a row whose lease ran out is claimed again.
+    locked_until: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    published_at: Mapped[datetime | None]
+
+
+class IdempotencyKey(Base):
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (
+        CheckConstraint("state IN ('in_flight','completed')", name="state_known"),
+        Index("ix_idempotency_expires", "expires_at"),
+    )
+
+    merchant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16))
+    response_status: Mapped[int | None]
+    # The first response's exact bytes, so a replay is byte-identical.
+    response_body: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    locked_until: Mapped[datetime]
+    expires_at: Mapped[datetime]

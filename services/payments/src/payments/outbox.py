@@ -1,0 +1,50 @@
+"""Writes the event row for a payment change, inside the caller's transaction."""
+
+from datetime import UTC, datetime
+
+from payplane_core.ids import new_id
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from payments.models import OutboxEvent, Payment
+from payments.schemas import PaymentOut
+
+
+def payment_json(payment: Payment) -> dict:
+    return PaymentOut(
+        id=payment.id,
+        merchant_id=payment.merchant_id,
+        amount=payment.amount,
+        currency=payment.currency,
+        status=payment.status,
+        provider=payment.provider,
+        description=payment.description,
+        metadata=payment.metadata_,
+        created_at=payment.created_at,
+        updated_at=payment.updated_at,
+    ).model_dump(mode="json")
+
+
+def enqueue(
+    session: AsyncSession, *, payment: Payment, at: datetime, headers: dict[str, str]
+) -> OutboxEvent:
+    """The event's body is exactly what the merchant's webhook will carry."""
+    event_type = f"payment.{payment.status}"
+    event = OutboxEvent(
+        id=new_id("evt"),
+        payment_id=payment.id,
+        merchant_id=payment.merchant_id,
+        event_type=event_type,
+        routing_key=event_type,
+        payload={"type": event_type, "timestamp": at.isoformat(), "data": payment_json(payment)},
+        headers=headers,
+        state="pending",
+        attempts=0,
+        next_retry_at=at,
+        created_at=at,
+    )
+    session.add(event)
+    return event
+
+
+def now() -> datetime:
+    return datetime.now(UTC)

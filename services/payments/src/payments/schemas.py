@@ -1,0 +1,83 @@
+"""Request and response bodies of the public API."""
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from payments.currencies import ISO_4217
+from payments.state import Status
+
+MAX_AMOUNT = 999_999_999_999  # minor units; far above any single card payment
+MAX_METADATA_KEYS = 20
+
+MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=40)]
+MetadataValue = Annotated[str, StringConstraints(max_length=500)]
+
+
+class PaymentCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    amount: int = Field(gt=0, le=MAX_AMOUNT, description="Positive integer in minor units.")
+    currency: str = Field(description="ISO 4217 code, upper case.")
+    description: str | None = Field(default=None, max_length=1000)
+    metadata: dict[MetadataKey, MetadataValue] = Field(
+        default_factory=dict, max_length=MAX_METADATA_KEYS
+    )
+
+    @field_validator("currency")
+    @classmethod
+    def _iso_currency(cls, value: str) -> str:
+        if value not in ISO_4217:
+            raise ValueError("must be an upper-case ISO 4217 currency code")
+        return value
+
+
+class PaymentOut(BaseModel):
+    id: str
+    merchant_id: str
+    amount: int
+    currency: str
+    status: Status
+    provider: str | None
+    description: str | None
+    metadata: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+class PaymentPage(BaseModel):
+    data: list[PaymentOut]
+    has_more: bool
+    next_cursor: str | None
+
+
+class TimelineEntry(BaseModel):
+    type: str
+    status: Status
+    at: datetime
+    source: str
+    detail: dict[str, Any]
+
+
+class Tracking(BaseModel):
+    payment_id: str
+    status: Status
+    events: list[TimelineEntry]
+
+
+class EventIn(BaseModel):
+    """Internal: a step reported by another service, optionally changing the status."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: str = Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_.]*$")
+    status: Status | None = None
+    source: str = Field(min_length=1, max_length=64)
+    provider: str | None = Field(default=None, max_length=64)
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class EventResult(BaseModel):
+    payment: PaymentOut
+    changed: bool
