@@ -1,0 +1,33 @@
+"""``payplane up`` / ``down`` / ``status``: the whole platform as local processes."""
+
+import asyncio
+
+from payplane_core.db import prepare_database
+
+from payplane_cli.stack import PROCESSES, Stack
+
+
+def up(stack: Stack, only: list[str] | None = None) -> list[tuple[str, str]]:
+    """Migrate, start and wait for each process in order; returns (name, address) pairs."""
+    chosen = [PROCESSES[name] for name in (only or PROCESSES)]
+    started = []
+    for process in chosen:
+        if process.database is not None and process.alembic is not None:
+            asyncio.run(prepare_database(process.alembic, stack.database_url(process.database)))
+        stack.start(process)
+        stack.wait_healthy(process)
+        address = stack.url(process.name) if process.port is not None else "(worker)"
+        started.append((process.name, address))
+    return started
+
+
+def down(stack: Stack) -> list[str]:
+    """Stop in reverse start order; also anything with a pid file no longer in PROCESSES."""
+    names = list(PROCESSES)[::-1]
+    if stack.run_dir.exists():
+        names += [p.stem for p in stack.run_dir.glob("*.pid") if p.stem not in PROCESSES]
+    return [name for name in names if stack.stop(name)]
+
+
+def status(stack: Stack) -> list[tuple[str, int | None]]:
+    return [(name, stack.pid_of(name)) for name in PROCESSES]

@@ -1,0 +1,59 @@
+"""Entry point of the ``payplane`` command."""
+
+import argparse
+import json
+import sys
+
+from payplane_cli import local
+from payplane_cli.stack import Stack
+
+
+def _stack(args: argparse.Namespace) -> Stack:
+    return Stack.for_tests() if args.test_stack else Stack()
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    stack = _stack(args)
+    for name, address in local.up(stack, args.only or None):
+        print(f"{name:<12} {address}")
+    print(f"logs: {stack.log_dir}")
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    stopped = local.down(_stack(args))
+    print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    rows = local.status(_stack(args))
+    print(json.dumps({name: pid for name, pid in rows}, indent=2))
+    return 0 if all(pid for _, pid in rows) else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="payplane", description=__doc__)
+    parser.add_argument(
+        "--test-stack", action="store_true", help="act on the test suite's stack, not the local one"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("up", help="start the platform locally and wait until it is healthy")
+    p.add_argument("--only", nargs="*", help="start only these processes")
+    p.set_defaults(func=cmd_up)
+    sub.add_parser("down", help="stop what up started").set_defaults(func=cmd_down)
+    sub.add_parser("status", help="which processes run").set_defaults(func=cmd_status)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (RuntimeError, TimeoutError) as exc:
+        print(f"payplane: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

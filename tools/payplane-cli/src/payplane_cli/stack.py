@@ -1,0 +1,232 @@
+"""The local platform: which processes make it up, and how to start, check and stop them.
+
+One ``Stack`` is one copy of the platform on this machine: its state folder (pid files, logs,
+generated secrets, Envoy config), its port block and its database names. ``make up`` uses the
+default stack; the test suite starts its own (``Stack.for_tests()``) so the two never collide.
+"""
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[4]
+PYTHON = sys.executable
+
+
+@dataclass(frozen=True)
+class Process:
+    """One local process. ``port`` is an offset-free base port; ``health`` a path or None."""
+
+    name: str
+    argv: Callable[["Stack"], list[str]]
+    port: int | None = None
+    cwd: Path = REPO
+    env: Callable[["Stack"], dict[str, str]] = lambda stack: {}
+    health: str | None = "/health"
+    database: str | None = None  # logical database name; migrated before start
+    alembic: Path | None = None
+
+
+def uvicorn(factory: str) -> Callable[["Stack"], list[str]]:
+    def argv(stack: "Stack") -> list[str]:
+        return [PYTHON, "-m", "uvicorn", "--factory", factory, "--no-access-log"]
+
+    return argv
+
+
+@dataclass
+class Stack:
+    name: str = "local"
+    state_dir: Path = REPO / ".local" / "stack"
+    port_offset: int = 0
+    db_prefix: str = "payplane_"
+    pg_url: str = os.environ.get(
+        "PAYPLANE_PG_URL", "postgresql+asyncpg://payplane:payplane@127.0.0.1:5432"
+    )
+    redis_url: str = os.environ.get("PAYPLANE_REDIS_URL", "redis://127.0.0.1:6379/0")
+    amqp_url: str = os.environ.get("PAYPLANE_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def for_tests(cls) -> "Stack":
+        return cls(
+            name="test",
+            state_dir=REPO / ".local" / "test-stack",
+            port_offset=1000,
+            db_prefix="payplane_test_",
+            redis_url=os.environ.get("PAYPLANE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15"),
+            # Own vhost (made by scripts/bootstrap.sh) so test workers never see local events.
+            amqp_url=os.environ.get(
+                "PAYPLANE_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/payplane_test"
+            ),
+        )
+
+    # -- addresses -------------------------------------------------------------------------
+    def port(self, base: int) -> int:
+        return base + self.port_offset
+
+    def url(self, process: str) -> str:
+        return f"http://127.0.0.1:{self.port(PROCESSES[process].port)}"
+
+    def database_url(self, database: str) -> str:
+        return f"{self.pg_url}/{self.db_prefix}{database}"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.state_dir / "run"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.state_dir / "log"
+
+    # -- secrets ---------------------------------------------------------------------------
+    def secrets(self) -> dict[str, str]:
+        """Random per-stack secrets, made once and kept owner-only; never the local defaults."""
+        path = self.state_dir / "secrets.json"
+        existing = json.loads(path.read_text()) if path.exists() else {}
+        wanted = {
+            "INTERNAL_SIGNING_SECRETS": lambda: secrets.token_urlsafe(32),
+            "ENCRYPTION_KEYS": lambda: secrets.token_urlsafe(32),
+        }
+        missing = {k: make() for k, make in wanted.items() if k not in existing}
+        if missing:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            existing |= missing
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                json.dump(existing, fh)
+        return existing
+
+    def common_env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PAYPLANE_", "UV_"))}
+        env |= self.secrets()
+        env |= {
+            "ENVIRONMENT": "local",
+            "REDIS_URL": self.redis_url,
+            "AMQP_URL": self.amqp_url,
+            "PAYPLANE_STATE_DIR": str(self.state_dir),
+        }
+        for name, process in PROCESSES.items():
+            if process.port is not None:
+                env[f"{name.upper()}_URL"] = self.url(name)
+        return env | self.extra_env
+
+    def process_env(self, process: Process) -> dict[str, str]:
+        env = self.common_env() | {"SERVICE_NAME": process.name}
+        if process.port is not None:
+            env["PORT"] = str(self.port(process.port))
+        if process.database is not None:
+            env["DATABASE_URL"] = self.database_url(process.database)
+        return env | process.env(self)
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def pid_of(self, name: str) -> int | None:
+        path = self.run_dir / f"{name}.pid"
+        if not path.exists():
+            return None
+        pid = int(path.read_text())
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            path.unlink(missing_ok=True)
+            return None
+        return pid
+
+    def start(self, process: Process) -> int:
+        if (pid := self.pid_of(process.name)) is not None:
+            return pid
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        argv = process.argv(self)
+        if process.port is not None and argv[:3] == [PYTHON, "-m", "uvicorn"]:
+            argv += ["--host", "127.0.0.1", "--port", str(self.port(process.port))]
+        log = open(self.log_dir / f"{process.name}.log", "ab")  # noqa: SIM115 - handed to child
+        child = subprocess.Popen(  # noqa: S603 - our own argv
+            argv,
+            cwd=process.cwd,
+            env=self.process_env(process),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group, so down() stops its children too
+        )
+        log.close()
+        (self.run_dir / f"{process.name}.pid").write_text(str(child.pid))
+        return child.pid
+
+    def wait_healthy(self, process: Process, timeout: float = 30.0) -> None:
+        if process.health is None or process.port is None:
+            time.sleep(0.2)
+            if self.pid_of(process.name) is None:
+                raise RuntimeError(f"{process.name} exited; see {self.log_dir / process.name}.log")
+            return
+        url = f"{self.url(process.name)}{process.health}"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.pid_of(process.name) is None:
+                raise RuntimeError(f"{process.name} exited; see {self.log_dir / process.name}.log")
+            try:
+                if httpx.get(url, timeout=1.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"{process.name} not healthy at {url} after {timeout:.0f}s")
+
+    def stop(self, name: str, timeout: float = 10.0) -> bool:
+        pid = self.pid_of(name)
+        if pid is None:
+            return False
+        for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
+            try:
+                os.killpg(pid, sig)
+            except ProcessLookupError:
+                break
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline and _alive(pid):
+                time.sleep(0.05)
+            if not _alive(pid):
+                break
+        (self.run_dir / f"{name}.pid").unlink(missing_ok=True)
+        return True
+
+
+def _alive(pid: int) -> bool:
+    try:
+        reaped, _ = os.waitpid(pid, os.WNOHANG)  # our own child (tests): reap it
+        if reaped == pid:
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+SERVICES_DIR = REPO / "services"
+
+# The platform, in start order. Each issue adds its processes here.
+PROCESSES: dict[str, Process] = {
+    p.name: p
+    for p in [
+        Process(
+            name="payments",
+            argv=uvicorn("payments.main:create_app"),
+            port=8101,
+            cwd=SERVICES_DIR / "payments",
+            database="payments",
+            alembic=SERVICES_DIR / "payments" / "alembic.ini",
+        ),
+    ]
+}
