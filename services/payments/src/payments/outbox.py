@@ -35,7 +35,11 @@ def enqueue(
         merchant_id=payment.merchant_id,
         event_type=event_type,
         routing_key=event_type,
-        payload={"type": event_type, "timestamp": at.isoformat(), "data": payment_json(payment)},
+        payload={
+            "type": event_type,
+            "timestamp": at.isoformat().replace("+00:00", "Z"),
+            "data": payment_json(payment),
+        },
         headers=headers,
         state="pending",
         attempts=0,

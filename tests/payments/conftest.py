@@ -1,0 +1,43 @@
+import pytest
+from payments.core.config import Settings
+from payments.main import create_app
+from payplane_core.ids import new_id
+from sqlalchemy.ext.asyncio import create_async_engine
+from support.db import fresh_database
+from support.payments import SECRET, client_for
+
+
+@pytest.fixture(scope="session")
+async def db_url():
+    return await fresh_database("payments", "payments")
+
+
+@pytest.fixture(scope="session")
+async def app(db_url):
+    app = create_app(Settings(DATABASE_URL=db_url, INTERNAL_SIGNING_SECRETS=[SECRET], DB_POOL_SIZE=25))
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+@pytest.fixture(scope="session")
+async def db(db_url):
+    engine = create_async_engine(db_url)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+def merchant_id() -> str:
+    return new_id("mer")
+
+
+@pytest.fixture
+async def client(app, merchant_id):
+    async with client_for(app, merchant_id=merchant_id) as c:
+        yield c
+
+
+@pytest.fixture
+async def internal(app):
+    async with client_for(app, caller="providers") as c:
+        yield c
