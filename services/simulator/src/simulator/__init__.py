@@ -1,0 +1,1 @@
+"""A simulated third-party payment provider (charges, deterministic outcomes, signed callbacks)."""

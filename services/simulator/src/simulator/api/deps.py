@@ -1,0 +1,35 @@
+"""The provider's own API-key check (a third party: no platform internal signature here)."""
+
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from payplane_core.problems import Problem
+
+from simulator.core.config import Settings
+from simulator.ledger import Ledger
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_ledger(request: Request) -> Ledger:
+    return request.app.state.ledger
+
+
+async def require_api_key(
+    request: Request, authorization: Annotated[str | None, Header()] = None
+) -> None:
+    settings: Settings = request.app.state.settings
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Problem(401, "missing-api-key", "Send the provider API key as a Bearer token.",
+                      headers={"WWW-Authenticate": "Bearer"})
+    if not hmac.compare_digest(token.encode(), settings.SIM_API_KEY.encode()):
+        raise Problem(401, "invalid-api-key", "The API key is not valid.",
+                      headers={"WWW-Authenticate": "Bearer"})
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+LedgerDep = Annotated[Ledger, Depends(get_ledger)]

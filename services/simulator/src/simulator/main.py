@@ -1,0 +1,35 @@
+"""Simulator entry point: ``uvicorn --factory simulator.main:create_app`` (one named provider)."""
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import FastAPI
+from payplane_core.app import create_service_app
+
+from simulator.api.routes import charges, control
+from simulator.core.config import Settings
+from simulator.ledger import Ledger
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.http = httpx.AsyncClient()
+        yield
+        for task in list(app.state.tasks):
+            task.cancel()
+        await asyncio.gather(*app.state.tasks, return_exceptions=True)
+        await app.state.http.aclose()
+
+    # A third party: its routes take the provider's API key, not the platform's internal
+    # signature, so they are added after the factory (which would require that signature).
+    app = create_service_app(settings=settings, routers=[], lifespan=lifespan)
+    app.state.ledger = Ledger(provider=settings.provider_name)
+    app.state.tasks = set()
+    app.include_router(charges.router)
+    app.include_router(control.router)
+    return app
