@@ -1,0 +1,1 @@
+"""The outbox relay: payments database outbox rows -> RabbitMQ exchange ``payments``."""

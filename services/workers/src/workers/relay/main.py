@@ -1,0 +1,43 @@
+"""relay entry point: ``uvicorn --factory workers.relay.main:create_app`` (port 8111)."""
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from payplane_core.app import create_service_app
+from payplane_core.db import create_engine, ping
+
+from workers.relay.config import RelaySettings
+from workers.relay.publisher import Relay
+
+
+def create_app(settings: RelaySettings | None = None) -> FastAPI:
+    settings = settings or RelaySettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings.OUTBOX_DATABASE_URL, pool_size=settings.DB_POOL_SIZE)
+        relay = Relay(settings, engine)
+        app.state.engine = engine
+        app.state.relay = relay
+        task = asyncio.create_task(relay.run(), name="relay")
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await engine.dispose()
+
+    async def database(app: FastAPI) -> None:
+        await ping(app.state.engine)
+
+    async def broker(app: FastAPI) -> None:
+        await app.state.relay.broker.check()
+
+    return create_service_app(
+        settings=settings,
+        routers=[],
+        lifespan=lifespan,
+        readiness=[("database", database), ("broker", broker)],
+    )

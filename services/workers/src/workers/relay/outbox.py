@@ -1,0 +1,116 @@
+"""The relay's own SQL over the payments service's ``outbox_events`` table.
+
+Claiming pushes ``next_retry_at`` to the end of the lease as well as setting ``locked_until``:
+the partial index on ``next_retry_at WHERE state = 'pending'`` then finds both never-tried rows
+and rows whose relay died, with one range scan, and a live relay's rows are simply not ready.
+Times come from the database clock only. ``attempts`` is counted at claim time, so a row that
+kills its relay every time still reaches its terminal state.
+"""
+
+import random
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+_CLAIM = text(
+    """
+    WITH ready AS (
+        SELECT id FROM outbox_events
+        WHERE state = 'pending' AND next_retry_at <= now()
+        ORDER BY next_retry_at
+        LIMIT :batch
+        FOR UPDATE SKIP LOCKED
+    )
+    UPDATE outbox_events AS o
+    SET attempts = o.attempts + 1,
+        locked_until = now() + make_interval(secs => CAST(:lease AS float8)),
+        next_retry_at = now() + make_interval(secs => CAST(:lease AS float8))
+    FROM ready
+    WHERE o.id = ready.id
+    RETURNING o.id, o.routing_key, o.event_type, o.payment_id, o.merchant_id,
+              o.payload::text AS body, o.headers, o.attempts, o.created_at
+    """
+)
+
+_PUBLISHED = text(
+    """
+    UPDATE outbox_events
+    SET state = 'published', published_at = now(), locked_until = NULL, last_error = NULL
+    WHERE id = ANY(:ids) AND state = 'pending'
+    """
+)
+
+_FAILED = text(
+    """
+    UPDATE outbox_events
+    SET state = CASE WHEN attempts >= :max_attempts THEN 'failed' ELSE 'pending' END,
+        next_retry_at = now() + make_interval(secs => CAST(:delay AS float8)),
+        locked_until = NULL, last_error = :error
+    WHERE id = :id AND state = 'pending'
+    """
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedEvent:
+    id: str
+    routing_key: str
+    event_type: str
+    payment_id: str
+    merchant_id: str
+    body: str  # the merchant webhook body, as JSON text
+    headers: dict[str, Any]
+    attempts: int
+    created_at: datetime
+
+
+async def claim_batch(
+    engine: AsyncEngine, *, batch: int, lease_seconds: float
+) -> list[ClaimedEvent]:
+    async with engine.begin() as conn:
+        rows = await conn.execute(_CLAIM, {"batch": batch, "lease": lease_seconds})
+        return [ClaimedEvent(**row._mapping) for row in rows]
+
+
+async def mark_published(engine: AsyncEngine, *, ids: list[str]) -> None:
+    if ids:
+        async with engine.begin() as conn:
+            await conn.execute(_PUBLISHED, {"ids": ids})
+
+
+def backoff_seconds(attempts: int, *, base: float, cap: float) -> float:
+    """Exponential with jitter (half fixed, half random) so retries of a batch spread out."""
+    delay = min(cap, base * 2 ** max(attempts - 1, 0))
+    return delay / 2 + random.uniform(0, delay / 2)  # noqa: S311 - jitter, not security
+
+
+async def mark_failed(
+    engine: AsyncEngine,
+    *,
+    failures: dict[str, tuple[int, str]],
+    max_attempts: int,
+    base: float,
+    cap: float,
+) -> None:
+    """``failures``: event id -> (attempts so far, error). Retry later or give up for good."""
+    if not failures:
+        return
+    params = [
+        {
+            "id": event_id,
+            "error": error[:2000],
+            "max_attempts": max_attempts,
+            "delay": backoff_seconds(attempts, base=base, cap=cap),
+        }
+        for event_id, (attempts, error) in failures.items()
+    ]
+    async with engine.begin() as conn:
+        await conn.execute(_FAILED, params)
+
+
+async def backlog(engine: AsyncEngine) -> int:
+    async with engine.connect() as conn:
+        return await conn.scalar(text("SELECT count(*) FROM outbox_events WHERE state = 'pending'"))

@@ -1,0 +1,127 @@
+"""The relay loop: claim a batch, publish it with publisher confirms, record the outcome."""
+
+import asyncio
+import logging
+
+import aio_pika
+from aio_pika.abc import AbstractConnection, AbstractExchange
+from prometheus_client import Counter, Histogram
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from workers import amqp, topology
+from workers.relay import outbox
+from workers.relay.config import RelaySettings
+from workers.tracecontext import child_traceparent
+
+log = logging.getLogger(__name__)
+
+PUBLISHED = Counter("payplane_relay_published_total", "Outbox events published and confirmed")
+PUBLISH_ERRORS = Counter("payplane_relay_publish_errors_total", "Publish attempts that failed")
+GAVE_UP = Counter("payplane_relay_failed_total", "Outbox events marked failed (terminal)")
+BATCH = Histogram(
+    "payplane_relay_batch_seconds",
+    "Time to publish and record one claimed batch",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+
+
+def build_message(event: outbox.ClaimedEvent) -> aio_pika.Message:
+    """Persistent, ``message_id`` = event id; trace context and request id in the headers."""
+    carried = event.headers or {}
+    headers = {
+        "x-request-id": str(carried.get("x-request-id") or ""),
+        "traceparent": child_traceparent(carried.get("traceparent")),
+        "payment-id": event.payment_id,
+        "merchant-id": event.merchant_id,
+    }
+    if carried.get("tracestate"):
+        headers["tracestate"] = str(carried["tracestate"])
+    return aio_pika.Message(
+        body=event.body.encode(),
+        content_type="application/json",
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        message_id=event.id,
+        type=event.event_type,
+        timestamp=event.created_at,
+        headers=headers,
+    )
+
+
+class Relay:
+    def __init__(self, settings: RelaySettings, engine: AsyncEngine) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.topology = topology.Topology.from_settings(settings)
+        self.broker = amqp.BrokerState()
+
+    async def run(self) -> None:
+        await amqp.run_forever(self.settings, self._session, self.broker)
+
+    async def _session(self, connection: AbstractConnection) -> None:
+        # on_return_raises: an unroutable message is a failure, not a silent drop.
+        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        exchange, _ = await topology.declare(channel, self.topology)
+        log.info("relay connected", extra={"exchange": self.topology.exchange})
+        while True:
+            if connection.is_closed or channel.is_closed:
+                raise ConnectionError("broker channel closed")
+            claimed = await self.relay_once(exchange)
+            if claimed < self.settings.RELAY_BATCH_SIZE:
+                await asyncio.sleep(self.settings.RELAY_POLL_INTERVAL_SECONDS)
+
+    async def relay_once(self, exchange: AbstractExchange) -> int:
+        """One batch; returns how many rows were claimed."""
+        events = await outbox.claim_batch(
+            self.engine,
+            batch=self.settings.RELAY_BATCH_SIZE,
+            lease_seconds=self.settings.RELAY_LEASE_SECONDS,
+        )
+        if not events:
+            return 0
+        with BATCH.time():
+            results = await asyncio.gather(
+                *(self._publish(exchange, event) for event in events), return_exceptions=True
+            )
+            published = [e.id for e, r in zip(events, results, strict=True) if r is None]
+            failures = {
+                e.id: (e.attempts, _describe(r))
+                for e, r in zip(events, results, strict=True)
+                if r is not None
+            }
+            await outbox.mark_published(self.engine, ids=published)
+            await self._record_failures(failures)
+        PUBLISHED.inc(len(published))
+        if failures:
+            # The channel may be gone: let the session loop check and reconnect.
+            log.warning("publish failures", extra={"count": len(failures)})
+        return len(events)
+
+    async def _publish(self, exchange: AbstractExchange, event: outbox.ClaimedEvent) -> None:
+        # With confirms, publish() returns only after the broker has the message (persisted,
+        # since the queue is durable and the message persistent), and raises on nack/return.
+        await exchange.publish(
+            build_message(event),
+            routing_key=event.routing_key,
+            mandatory=True,
+            timeout=self.settings.RELAY_PUBLISH_TIMEOUT_SECONDS,
+        )
+
+    async def _record_failures(self, failures: dict[str, tuple[int, str]]) -> None:
+        if not failures:
+            return
+        PUBLISH_ERRORS.inc(len(failures))
+        limit = self.settings.RELAY_MAX_ATTEMPTS
+        given_up = sum(1 for attempts, _ in failures.values() if attempts >= limit)
+        GAVE_UP.inc(given_up)
+        await outbox.mark_failed(
+            self.engine,
+            failures=failures,
+            max_attempts=self.settings.RELAY_MAX_ATTEMPTS,
+            base=self.settings.RELAY_BACKOFF_BASE_SECONDS,
+            cap=self.settings.RELAY_BACKOFF_MAX_SECONDS,
+        )
+
+
+def _describe(error: BaseException) -> str:
+    text = f"{type(error).__name__}: {error}"
+    return text if len(text) < 2000 else text[:2000]
