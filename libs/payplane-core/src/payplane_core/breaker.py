@@ -1,0 +1,155 @@
+"""A circuit breaker kept in Redis, so every replica sees (and trips) the same circuit.
+
+Keys for a breaker named ``cb:payments``: ``cb:payments:failures`` counts failures in a fixed
+window (the counter expires ``window_seconds`` after its first failure) and
+``cb:payments:open`` exists while the circuit is open; its TTL is the time left. The circuit
+opens when ``failure_threshold`` failures land in one window and closes by itself when the open
+key expires (no half-open probing: the next failures re-open it just as fast).
+
+Failures are counted with or without successes in between (a flapping dependency still
+trips). Callers that want "consecutive failures" semantics call ``record_success``, which
+clears the count. Each operation is one atomic Lua script, one round trip.
+"""
+
+import asyncio
+import logging
+import math
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+log = logging.getLogger(__name__)
+
+# KEYS: failures, open. ARGV: threshold, window ms, open ms. Returns 1 when this call opened it.
+_RECORD_FAILURE = """
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+if n >= tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[2], '1', 'PX', ARGV[3])
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+return 0
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerState:
+    open: bool
+    retry_after_seconds: float  # 0 when closed
+
+    @property
+    def retry_after_header(self) -> str:
+        """Whole seconds, at least 1, as ``Retry-After`` wants."""
+        return str(max(1, math.ceil(self.retry_after_seconds)))
+
+
+def open_key(name: str) -> str:
+    """The key that exists while breaker ``name`` is open (for scripts that check it inline)."""
+    return f"{name}:open"
+
+
+class CircuitBreaker:
+    def __init__(
+        self,
+        redis: Redis,
+        name: str,
+        *,
+        failure_threshold: int = 5,
+        window_seconds: float = 10.0,
+        open_seconds: float = 30.0,
+    ) -> None:
+        if failure_threshold < 1 or window_seconds <= 0 or open_seconds <= 0:
+            raise ValueError("threshold, window and open time must be positive")
+        self.redis = redis
+        self.name = name
+        self.failure_threshold = failure_threshold
+        self.window_ms = int(window_seconds * 1000)
+        self.open_ms = int(open_seconds * 1000)
+        self.failures_key = f"{name}:failures"
+        self.open_key = open_key(name)
+        self._record_failure = redis.register_script(_RECORD_FAILURE)
+
+    async def record_failure(self) -> bool:
+        """Count one failure; True if it is the one that opened the circuit."""
+        opened = await self._record_failure(
+            keys=[self.failures_key, self.open_key],
+            args=[self.failure_threshold, self.window_ms, self.open_ms],
+        )
+        return bool(opened)
+
+    async def record_success(self) -> None:
+        await self.redis.delete(self.failures_key)
+
+    async def state(self) -> BreakerState:
+        remaining_ms = await self.redis.pttl(self.open_key)
+        if remaining_ms is None or remaining_ms < 0:  # -2: no key (closed); -1: never (n/a)
+            return BreakerState(open=False, retry_after_seconds=0.0)
+        return BreakerState(open=True, retry_after_seconds=remaining_ms / 1000)
+
+    async def is_open(self) -> bool:
+        return (await self.state()).open
+
+    async def reset(self) -> None:
+        """Close the circuit now (operators, tests)."""
+        await self.redis.delete(self.failures_key, self.open_key)
+
+
+class FailureReporter:
+    """ASGI middleware: a service reports its own failures on one path into a breaker.
+
+    A response of 500 or more (or an exception escaping the app) on a request whose method and
+    path match counts as one failure. Reporting never changes the response: if Redis itself is
+    unreachable the failure is logged and dropped, bounded by ``timeout_seconds``.
+    """
+
+    def __init__(
+        self,
+        app,
+        *,
+        breaker: CircuitBreaker,
+        methods: frozenset[str],
+        path: str,
+        timeout_seconds: float = 0.25,
+    ) -> None:
+        self.app = app
+        self.breaker = breaker
+        self.methods = methods
+        self.path = path
+        self.timeout_seconds = timeout_seconds
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope["method"] not in self.methods:
+            await self.app(scope, receive, send)
+            return
+        if scope["path"].rstrip("/") != self.path:
+            await self.app(scope, receive, send)
+            return
+        status = 500
+
+        async def watch(message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except BaseException:
+            await self._report()
+            raise
+        if status >= 500:
+            await self._report()
+
+    async def _report(self) -> None:
+        try:
+            async with asyncio.timeout(self.timeout_seconds):
+                if await self.breaker.record_failure():
+                    log.warning(
+                        "circuit opened", extra={"breaker": self.breaker.name}
+                    )
+        except Exception as exc:  # noqa: BLE001 - never let reporting break the response
+            log.warning(
+                "could not record a failure", extra={"breaker": self.breaker.name, "error": repr(exc)}
+            )

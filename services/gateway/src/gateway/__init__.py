@@ -1,0 +1,1 @@
+"""gateway: the authorization service Envoy ext_authz calls for every merchant request."""

@@ -1,0 +1,1 @@
+"""merchants service: merchants, API keys, request-signing and webhook secrets, plan usage."""

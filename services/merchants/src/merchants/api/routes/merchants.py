@@ -1,0 +1,144 @@
+"""Internal merchants API (platform callers only: the CLI, the operator, the notifier)."""
+
+from datetime import timedelta
+
+from fastapi import APIRouter
+from payplane_core.problems import Problem
+from payplane_core.usage import current_period, quota_counter_key
+
+from merchants import service
+from merchants.api.deps import AdminCaller, Box, RedisDep, Sessions, SettingsDep, drop_cached_keys
+from merchants.schemas import (
+    Credentials,
+    CredentialsRotate,
+    MerchantCreate,
+    MerchantCreated,
+    MerchantOut,
+    MerchantUpdate,
+    Usage,
+    WebhookTarget,
+)
+from merchants.views import merchant_out
+
+router = APIRouter(prefix="/internal/v1/merchants", tags=["merchants"])
+
+
+def not_found(merchant: str) -> Problem:
+    return Problem(404, "merchant-not-found", f"No merchant {merchant}.")
+
+
+@router.post("", status_code=201, response_model=MerchantCreated)
+async def create_merchant(
+    body: MerchantCreate, caller: AdminCaller, sessions: Sessions, box: Box
+) -> MerchantCreated:
+    try:
+        async with sessions.begin() as session:
+            merchant, credentials = await service.create_merchant(
+                session, box, data=body, actor=caller
+            )
+            out = merchant_out(merchant)
+    except service.MerchantExists:
+        raise Problem(409, "merchant-exists", f"A merchant named {body.name} already exists.") from None
+    return MerchantCreated(merchant=out, credentials=credentials)
+
+
+@router.get("/by-name/{name}", response_model=MerchantOut)
+async def get_merchant_by_name(name: str, _: AdminCaller, sessions: Sessions) -> MerchantOut:
+    async with sessions() as session:
+        try:
+            return merchant_out(await service.get_merchant_by_name(session, name=name))
+        except service.MerchantNotFound:
+            raise not_found(name) from None
+
+
+@router.get("/{merchant_id}", response_model=MerchantOut)
+async def get_merchant(merchant_id: str, _: AdminCaller, sessions: Sessions) -> MerchantOut:
+    async with sessions() as session:
+        try:
+            return merchant_out(await service.get_merchant(session, merchant_id=merchant_id))
+        except service.MerchantNotFound:
+            raise not_found(merchant_id) from None
+
+
+@router.patch("/{merchant_id}", response_model=MerchantOut)
+async def update_merchant(
+    merchant_id: str, body: MerchantUpdate, caller: AdminCaller, sessions: Sessions, redis: RedisDep
+) -> MerchantOut:
+    try:
+        async with sessions.begin() as session:
+            merchant, hashes = await service.update_merchant(
+                session, merchant_id=merchant_id, data=body, actor=caller
+            )
+            out = merchant_out(merchant)
+    except service.MerchantNotFound:
+        raise not_found(merchant_id) from None
+    await drop_cached_keys(redis, hashes)  # the gateway caches limits with each key
+    return out
+
+
+@router.delete("/{merchant_id}", status_code=204)
+async def delete_merchant(
+    merchant_id: str, caller: AdminCaller, sessions: Sessions, redis: RedisDep
+) -> None:
+    try:
+        async with sessions.begin() as session:
+            hashes = await service.delete_merchant(session, merchant_id=merchant_id, actor=caller)
+    except service.MerchantNotFound:
+        raise not_found(merchant_id) from None
+    await drop_cached_keys(redis, hashes)
+
+
+@router.get("/{merchant_id}/webhook", response_model=WebhookTarget)
+async def get_webhook(merchant_id: str, _: AdminCaller, sessions: Sessions, box: Box) -> WebhookTarget:
+    """Where and how to sign a merchant's webhooks (the notifier calls this)."""
+    async with sessions() as session:
+        try:
+            merchant, secret = await service.webhook_target(session, box, merchant_id=merchant_id)
+        except service.MerchantNotFound:
+            raise not_found(merchant_id) from None
+    return WebhookTarget(merchant_id=merchant.id, webhook_url=merchant.webhook_url, webhook_secret=secret)
+
+
+@router.post("/{merchant_id}/credentials/rotate", response_model=Credentials)
+async def rotate_credentials(
+    merchant_id: str,
+    body: CredentialsRotate,
+    caller: AdminCaller,
+    sessions: Sessions,
+    box: Box,
+    redis: RedisDep,
+    settings: SettingsDep,
+) -> Credentials:
+    grace = body.grace_seconds if body.grace_seconds is not None else settings.KEY_ROTATION_GRACE_SECONDS
+    try:
+        async with sessions.begin() as session:
+            credentials, old_keys = await service.rotate_credentials(
+                session, box, merchant_id=merchant_id, grace=timedelta(seconds=grace), actor=caller
+            )
+    except service.MerchantNotFound:
+        raise not_found(merchant_id) from None
+    await drop_cached_keys(redis, [k.key_hash for k in old_keys])
+    return credentials
+
+
+@router.get("/{merchant_id}/usage", response_model=Usage)
+async def get_usage(merchant_id: str, _: AdminCaller, sessions: Sessions, redis: RedisDep) -> Usage:
+    """This month's payments as counted by the gateway (the Redis counter is the live one)."""
+    async with sessions() as session:
+        try:
+            merchant = await service.get_merchant(session, merchant_id=merchant_id)
+        except service.MerchantNotFound:
+            raise not_found(merchant_id) from None
+    period = current_period()
+    try:
+        used = int(await redis.get(quota_counter_key(merchant_id, period)) or 0)
+    except Exception:  # noqa: BLE001 - an unreachable counter is a 503, not a 500
+        raise Problem(503, "usage-unavailable", "Usage counters are unreachable; retry later.",
+                      headers={"Retry-After": "1"}) from None
+    return Usage(
+        merchant_id=merchant_id,
+        period=period,
+        payments=used,
+        payments_per_month=merchant.payments_per_month,
+        remaining=max(0, merchant.payments_per_month - used),
+    )

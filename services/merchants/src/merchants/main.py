@@ -1,0 +1,40 @@
+"""merchants service entry point: ``uvicorn --factory merchants.main:create_app``."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from payplane_core.app import create_service_app
+from payplane_core.crypto import SecretBox
+from payplane_core.db import create_engine, ping, session_factory
+from redis.asyncio import Redis
+
+from merchants.api.routes import keys, merchants
+from merchants.core.config import Settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings.DATABASE_URL, pool_size=settings.DB_POOL_SIZE)
+        app.state.engine = engine
+        app.state.sessions = session_factory(engine)
+        app.state.box = SecretBox(settings.ENCRYPTION_KEYS)
+        app.state.redis = Redis.from_url(
+            settings.REDIS_URL, socket_timeout=1.0, socket_connect_timeout=1.0
+        )
+        yield
+        await app.state.redis.aclose()
+        await engine.dispose()
+
+    async def database(app: FastAPI) -> None:
+        await ping(app.state.engine)
+
+    return create_service_app(
+        settings=settings,
+        routers=[merchants.router, keys.router, keys.resolve_router],
+        lifespan=lifespan,
+        readiness=[("database", database)],
+    )
