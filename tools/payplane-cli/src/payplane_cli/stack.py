@@ -70,6 +70,19 @@ class Stack:
             ),
         )
 
+    @classmethod
+    def for_bench(cls) -> "Stack":
+        return cls(
+            name="bench",
+            state_dir=REPO / ".local" / "bench-stack",
+            port_offset=2000,
+            db_prefix="payplane_bench_",
+            redis_url="redis://127.0.0.1:6379/14",
+            amqp_url=os.environ.get(
+                "PAYPLANE_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/payplane_test"
+            ),
+        )
+
     # -- addresses -------------------------------------------------------------------------
     def port(self, base: int) -> int:
         return base + self.port_offset
