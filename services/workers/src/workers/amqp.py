@@ -63,7 +63,14 @@ async def _close_quietly(connection: aio_pika.abc.AbstractConnection) -> None:
         pass
 
 
-async def wait_closed(connection: aio_pika.abc.AbstractConnection) -> None:
-    """Raise once the connection is gone (so the session loop reconnects)."""
-    await connection.closed()
-    raise ConnectionError("broker connection closed")
+async def wait_broken(
+    connection: aio_pika.abc.AbstractConnection, channel: aio_pika.abc.AbstractChannel
+) -> None:
+    """Return (by raising) once the connection or the channel is gone, so the loop reconnects."""
+    broken = asyncio.Event()
+    for source in (connection, channel):
+        source.close_callbacks.add(lambda *_: broken.set())
+    if connection.is_closed or channel.is_closed:
+        broken.set()
+    await broken.wait()
+    raise ConnectionError("broker connection or channel closed")

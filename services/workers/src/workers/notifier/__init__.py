@@ -1,0 +1,1 @@
+"""The merchant notifier: RabbitMQ events -> signed webhooks, every attempt recorded."""
