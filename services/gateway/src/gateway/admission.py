@@ -1,0 +1,104 @@
+"""Everything the gateway decides in Redis, in ONE atomic script (one round trip):
+
+1. the payments circuit breaker (``<name>:open`` from ``payplane_core.breaker``) for payment
+   creation: fail fast while it is open;
+2. the nonce: refused if already used by this key;
+3. the merchant's token bucket (``requests_per_second`` refill, ``burst`` capacity), on the
+   Redis server's clock so every gateway replica agrees;
+4. the monthly payment quota, for payment creation only.
+
+Nothing is consumed unless everything passes, and because the script runs atomically no two
+concurrent requests can both take the last token or the last unit of quota.
+"""
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+from payplane_core.breaker import open_key
+from payplane_core.usage import current_period, quota_counter_key, seconds_until_next_period
+from redis.asyncio import Redis
+
+# KEYS: breaker-open, nonce, bucket, quota
+# ARGV: check_breaker, check_nonce, nonce_ttl_ms, rate, burst, count_quota, quota_limit,
+#       quota_ttl_s, quota_retry_s
+_ADMIT = """
+if ARGV[1] == '1' then
+  local open_ms = redis.call('PTTL', KEYS[1])
+  if open_ms > 0 then return {1, open_ms} end
+end
+if ARGV[2] == '1' and redis.call('EXISTS', KEYS[2]) == 1 then return {2, 0} end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local rate = tonumber(ARGV[4])
+local burst = tonumber(ARGV[5])
+local bucket = redis.call('HMGET', KEYS[3], 'tokens', 'ts')
+local tokens = tonumber(bucket[1])
+local ts = tonumber(bucket[2])
+if tokens == nil or ts == nil then tokens = burst; ts = now end
+tokens = math.min(burst, tokens + math.max(0, now - ts) * rate / 1000)
+if tokens < 1 then return {3, math.ceil((1 - tokens) * 1000 / rate)} end
+if ARGV[6] == '1' then
+  local used = tonumber(redis.call('GET', KEYS[4]) or '0')
+  if used >= tonumber(ARGV[7]) then return {4, tonumber(ARGV[9]) * 1000} end
+  if redis.call('INCR', KEYS[4]) == 1 then redis.call('EXPIRE', KEYS[4], ARGV[8]) end
+end
+redis.call('HSET', KEYS[3], 'tokens', string.format('%.6f', tokens - 1), 'ts', now)
+redis.call('PEXPIRE', KEYS[3], math.ceil(burst * 1000 / rate) + 1000)
+if ARGV[2] == '1' then redis.call('SET', KEYS[2], '1', 'PX', ARGV[3]) end
+return {0, 0}
+"""
+
+QUOTA_KEEP_SECONDS = 40 * 86400  # a month's counter outlives the month (usage reports)
+
+
+class Verdict(IntEnum):
+    ALLOWED = 0
+    CIRCUIT_OPEN = 1
+    NONCE_REUSED = 2
+    RATE_LIMITED = 3
+    QUOTA_EXCEEDED = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    verdict: Verdict
+    retry_after_seconds: float
+
+
+class Admitter:
+    def __init__(self, redis: Redis, *, breaker_name: str, nonce_ttl_seconds: int) -> None:
+        self._script = redis.register_script(_ADMIT)
+        self.breaker_key = open_key(breaker_name)
+        self.nonce_ttl_ms = nonce_ttl_seconds * 1000
+
+    async def admit(
+        self,
+        *,
+        merchant_id: str,
+        key_id: str,
+        nonce: str | None,
+        requests_per_second: float,
+        burst: int,
+        payment_creation: bool,
+        payments_per_month: int,
+    ) -> Admission:
+        period = current_period()
+        keys = [
+            self.breaker_key,
+            f"gw:nonce:{key_id}:{nonce}" if nonce else f"gw:nonce:{key_id}:-",
+            f"gw:bucket:{merchant_id}",
+            quota_counter_key(merchant_id, period),
+        ]
+        args = [
+            int(payment_creation),
+            int(nonce is not None),
+            self.nonce_ttl_ms,
+            repr(float(requests_per_second)),
+            burst,
+            int(payment_creation),
+            payments_per_month,
+            QUOTA_KEEP_SECONDS,
+            seconds_until_next_period(),
+        ]
+        verdict, retry_ms = await self._script(keys=keys, args=args)
+        return Admission(Verdict(int(verdict)), int(retry_ms) / 1000)

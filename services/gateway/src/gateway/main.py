@@ -1,0 +1,62 @@
+"""gateway entry point: ``uvicorn --factory gateway.main:create_app``."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import FastAPI
+from payplane_core.app import create_service_app
+from payplane_core.crypto import SecretBox
+from payplane_core.internal_client import InternalSigner
+from redis.asyncio import Redis
+
+from gateway.admission import Admitter
+from gateway.api.routes import authz
+from gateway.core.config import Settings
+from gateway.decision import Gate
+
+
+def create_app(
+    settings: Settings | None = None, *, merchants_transport: httpx.AsyncBaseTransport | None = None
+) -> FastAPI:
+    """``merchants_transport`` lets tests run the merchants service in-process."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        redis = Redis.from_url(
+            settings.REDIS_URL,
+            socket_timeout=settings.REDIS_TIMEOUT_SECONDS,
+            socket_connect_timeout=settings.REDIS_TIMEOUT_SECONDS,
+        )
+        merchants = httpx.AsyncClient(
+            base_url=settings.MERCHANTS_URL,
+            auth=InternalSigner(settings.INTERNAL_SIGNING_SECRETS[0], caller="gateway"),
+            timeout=settings.MERCHANTS_TIMEOUT_SECONDS,
+            transport=merchants_transport,
+        )
+        app.state.gate = Gate(
+            settings=settings,
+            redis=redis,
+            merchants=merchants,
+            box=SecretBox(settings.ENCRYPTION_KEYS),
+            # A nonce must be remembered as long as its signature could still be accepted.
+            admitter=Admitter(
+                redis,
+                breaker_name=settings.PAYMENTS_BREAKER,
+                nonce_ttl_seconds=2 * settings.SIGNATURE_MAX_SKEW_SECONDS,
+            ),
+        )
+        yield
+        await merchants.aclose()
+        await redis.aclose()
+
+    async def redis_ready(app: FastAPI) -> None:
+        await app.state.gate.redis.ping()
+
+    # No internally signed routers: the gateway is what creates the internal signature.
+    app = create_service_app(
+        settings=settings, routers=[], lifespan=lifespan, readiness=[("redis", redis_ready)]
+    )
+    app.include_router(authz.router)
+    return app
