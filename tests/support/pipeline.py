@@ -1,15 +1,34 @@
 """Helpers for the async pipeline tests: own RabbitMQ names, outbox rows, queue counting."""
 
 import asyncio
+import contextlib
+import inspect
 import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
 import uuid
 from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 import aio_pika
+import httpx
+import uvicorn
 from payplane_core.ids import new_id
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
+from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/payplane_test"
 
@@ -69,7 +88,11 @@ def duplicates(messages: list[aio_pika.IncomingMessage]) -> dict[str, int]:
 
 
 async def insert_outbox_events(
-    engine: AsyncEngine, count: int, *, routing_key: str = "payment.pending"
+    engine: AsyncEngine,
+    count: int,
+    *,
+    routing_key: str = "payment.pending",
+    merchant_id: str = "mer_test",
 ) -> list[str]:
     """Outbox rows as the payments service writes them (for relay-only tests and the bench)."""
     at = datetime.now(UTC)
@@ -81,7 +104,7 @@ async def insert_outbox_events(
             "timestamp": at.isoformat(),
             "data": {
                 "id": payment_id,
-                "merchant_id": "mer_test",
+                "merchant_id": merchant_id,
                 "amount": 1000,
                 "currency": "EUR",
                 "status": routing_key.split(".", 1)[-1],
@@ -91,7 +114,7 @@ async def insert_outbox_events(
             {
                 "id": event_id,
                 "payment_id": payment_id,
-                "merchant_id": "mer_test",
+                "merchant_id": merchant_id,
                 "event_type": routing_key,
                 "routing_key": routing_key,
                 "payload": json.dumps(payload),
@@ -119,12 +142,201 @@ async def outbox_states(engine: AsyncEngine) -> dict[str, int]:
 
 
 async def wait_until(predicate, *, within: float, interval: float = 0.05, what: str = "condition"):
-    """Poll an async predicate until it returns something truthy; fail after ``within`` seconds."""
+    """Poll a predicate (sync or async) until it gives something truthy; fail after ``within``."""
     deadline = asyncio.get_running_loop().time() + within
     while True:
-        result = await predicate()
+        result = predicate()
+        if inspect.isawaitable(result):
+            result = await result
         if result:
             return result
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"timed out after {within}s waiting for {what}")
         await asyncio.sleep(interval)
+
+
+# -- real HTTP servers in the test's event loop -----------------------------------------------
+
+
+class _QuietServer(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self):  # leave pytest's signal handlers alone
+        yield
+
+
+@contextlib.asynccontextmanager
+async def serve(app) -> AsyncIterator[str]:
+    """Serve an ASGI app on 127.0.0.1 (random port) over real HTTP; yields its base URL."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = _QuietServer(
+        uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=1)
+    )
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        await wait_until(_started(server, task), within=15, what="server start")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(task, timeout=5)
+        sock.close()
+
+
+def _started(server: uvicorn.Server, task: asyncio.Task):
+    async def check() -> bool:
+        if task.done():
+            task.result()  # raise its startup error
+        return server.started
+
+    return check
+
+
+@dataclass
+class Received:
+    webhook_id: str
+    merchant: str
+    body: bytes
+    verified: bool
+    status: int
+    at: float  # time.time() when it arrived
+
+
+@dataclass
+class Receiver:
+    """A merchant's webhook endpoint: verifies every request with the official library.
+
+    ``fail_first[name] = n`` answers 500 to the first n attempts of each webhook-id for that
+    merchant; ``fail_always`` holds merchants that always answer 500; ``delay`` slows answers.
+    """
+
+    secrets: dict[str, str] = field(default_factory=dict)
+    fail_first: dict[str, int] = field(default_factory=dict)
+    fail_always: set[str] = field(default_factory=set)
+    delay: float = 0.0
+    log: list[Received] = field(default_factory=list)
+    base_url: str = ""
+
+    def url(self, merchant: str) -> str:
+        return f"{self.base_url}/hooks/{merchant}"
+
+    def app(self) -> Starlette:
+        return Starlette(routes=[Route("/hooks/{merchant}", self._hook, methods=["POST"])])
+
+    async def _hook(self, request: Request) -> Response:
+        merchant = request.path_params["merchant"]
+        body = await request.body()
+        webhook_id = request.headers.get("webhook-id", "")
+        try:
+            Webhook(self.secrets[merchant]).verify(body, dict(request.headers))
+            verified = True
+        except (KeyError, WebhookVerificationError):
+            verified = False
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        seen = sum(1 for r in self.log if r.webhook_id == webhook_id)
+        if not verified:
+            status = 400
+        elif merchant in self.fail_always or seen < self.fail_first.get(merchant, 0):
+            status = 500
+        else:
+            status = 204
+        self.log.append(Received(webhook_id, merchant, body, verified, status, time.time()))
+        return Response(status_code=status)
+
+    # -- what the merchant saw ----------------------------------------------------------------
+    def delivered_ids(self) -> set[str]:
+        return {r.webhook_id for r in self.log if r.verified and r.status < 300}
+
+    def unverified(self) -> list[Received]:
+        return [r for r in self.log if not r.verified]
+
+    def undedupable(self) -> list[str]:
+        """webhook-ids that arrived with different bodies (a merchant could not dedupe them)."""
+        bodies: dict[str, set[bytes]] = {}
+        for r in self.log:
+            bodies.setdefault(r.webhook_id, set()).add(r.body)
+        return [k for k, v in bodies.items() if len(v) > 1 or not k]
+
+    def attempts_for(self, webhook_id: str) -> list[Received]:
+        return [r for r in self.log if r.webhook_id == webhook_id]
+
+
+@contextlib.asynccontextmanager
+async def running_receiver(**options) -> AsyncIterator[Receiver]:
+    receiver = Receiver(**options)
+    async with serve(receiver.app()) as url:
+        receiver.base_url = url
+        yield receiver
+
+
+# -- worker processes (for kill -9) ----------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class WorkerProcess:
+    """A relay or notifier as a real OS process (uvicorn), so it can be ``kill -9``-ed."""
+
+    factory: str
+    env: dict[str, str]
+    log_path: Path
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen | None = None
+
+    def start(self) -> "WorkerProcess":
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PAYPLANE_")}
+        env |= {"ENVIRONMENT": "test", "LOG_LEVEL": "WARNING"} | self.env | {"PORT": str(self.port)}
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(  # noqa: S603 - our own argv
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "--factory",
+                    self.factory,
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--no-access-log",
+                ],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        return self
+
+    async def wait_ready(self, within: float = 20) -> None:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{self.port}") as client:
+
+            async def ready() -> bool:
+                if self.process.poll() is not None:
+                    raise AssertionError(f"{self.factory} exited; see {self.log_path}")
+                try:
+                    return (await client.get("/ready", timeout=1)).status_code == 200
+                except httpx.HTTPError:
+                    return False
+
+            await wait_until(ready, within=within, interval=0.1, what=f"{self.factory} ready")
+
+    def kill9(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=5)
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.kill9()

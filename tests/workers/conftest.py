@@ -1,11 +1,23 @@
+import contextlib
+import uuid
+
+import httpx
 import pytest
 from payments.core.config import Settings as PaymentsSettings
 from payments.main import create_app as create_payments_app
+from payplane_core.internal_client import InternalSigner
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 from support.db import fresh_database
 from support.payments import SECRET
-from support.pipeline import delete_topology, topology_env
+from support.pipeline import (
+    Receiver,
+    delete_topology,
+    running_receiver,
+    serve,
+    topology_env,
+    wait_until,
+)
 
 
 @pytest.fixture(scope="session")
@@ -47,3 +59,126 @@ async def amqp_names():
     env = topology_env()
     yield env
     await delete_topology(env)
+
+
+# -- the notifier's world: its database, the real merchants service, a real receiver ----------
+
+MERCHANTS_REDIS_URL = "redis://127.0.0.1:6379/13"  # this suite's own Redis db
+
+
+@pytest.fixture(scope="session")
+async def notifier_url():
+    return await fresh_database("workers", "notifier")
+
+
+@pytest.fixture(scope="session")
+async def notifier_db(notifier_url):
+    engine = create_async_engine(notifier_url, pool_size=5)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def empty_notifier(notifier_db):
+    async with notifier_db.begin() as conn:
+        await conn.execute(text("TRUNCATE deliveries, delivery_attempts"))
+    return notifier_db
+
+
+@pytest.fixture(scope="session")
+async def merchants_url():
+    """The real merchants service over real HTTP (worker processes call it too)."""
+    from merchants.core.config import Settings as MerchantsSettings
+    from merchants.main import create_app as create_merchants_app
+
+    url = await fresh_database("merchants", "notifier_merchants")
+    app = create_merchants_app(
+        MerchantsSettings(
+            DATABASE_URL=url,
+            INTERNAL_SIGNING_SECRETS=[SECRET],
+            ENCRYPTION_KEYS=["workers-test-encryption-key"],
+            REDIS_URL=MERCHANTS_REDIS_URL,
+        )
+    )
+    async with serve(app) as base_url:
+        yield base_url
+
+
+@pytest.fixture(scope="session")
+async def receiver():
+    async with running_receiver() as r:
+        yield r
+
+
+@pytest.fixture
+async def merchant(receiver, merchants_url):
+    """A fresh merchant whose webhook URL is the receiver; returns (merchant_id, name)."""
+    receiver.log.clear()
+    receiver.fail_first.clear()
+    receiver.fail_always.clear()
+    receiver.delay = 0.0
+    return await create_merchant(receiver, merchants_url)
+
+
+async def create_merchant(receiver: Receiver, merchants_url: str) -> tuple[str, str]:
+    name = f"wk-{uuid.uuid4().hex[:10]}"
+    async with httpx.AsyncClient(
+        base_url=merchants_url, auth=InternalSigner(SECRET, caller="tests"), timeout=10
+    ) as client:
+        response = await client.post(
+            "/internal/v1/merchants", json={"name": name, "webhook_url": receiver.url(name)}
+        )
+    assert response.status_code == 201, response.text
+    credentials = response.json()["credentials"]
+    receiver.secrets[name] = credentials["webhook_secret"]
+    return credentials["merchant_id"], name
+
+
+def worker_env(outbox_url: str, notifier_url: str, merchants_url: str, names: dict) -> dict:
+    """Settings of a test pipeline: compressed schedule, short leases, our own queue names."""
+    return {
+        **names,
+        "INTERNAL_SIGNING_SECRETS": SECRET,
+        "OUTBOX_DATABASE_URL": outbox_url,
+        "DATABASE_URL": notifier_url,
+        "MERCHANTS_URL": merchants_url,
+        "RELAY_POLL_INTERVAL_SECONDS": "0.02",
+        "RELAY_LEASE_SECONDS": "2",
+        "RETRY_POLL_INTERVAL_SECONDS": "0.05",
+        "DELIVERY_LEASE_SECONDS": "3",
+        "WEBHOOK_TIMEOUT_SECONDS": "2",
+        "WEBHOOK_RETRY_SCHEDULE_SECONDS": "0.3,0.6,1.2",
+        "MERCHANT_CACHE_SECONDS": "30",
+    }
+
+
+@pytest.fixture
+async def pipeline(
+    empty_outbox, empty_notifier, outbox_url, notifier_url, merchants_url, amqp_names
+):
+    """Start an in-process relay and notifier with overrides: ``await pipeline(KEY=value)``."""
+    from workers.notifier.config import NotifierSettings
+    from workers.notifier.main import create_app as create_notifier_app
+    from workers.relay.config import RelaySettings
+    from workers.relay.main import create_app as create_relay_app
+
+    async with contextlib.AsyncExitStack() as stack:
+
+        async def start(**overrides):
+            env = worker_env(outbox_url, notifier_url, merchants_url, amqp_names) | {
+                k: str(v) for k, v in overrides.items()
+            }
+            relay = create_relay_app(RelaySettings(**env))
+            notifier = create_notifier_app(NotifierSettings(**env))
+            await stack.enter_async_context(relay.router.lifespan_context(relay))
+            await stack.enter_async_context(notifier.router.lifespan_context(notifier))
+            await wait_until(
+                lambda: (
+                    relay.state.relay.broker.connected and notifier.state.notifier.broker.connected
+                ),
+                within=10,
+                what="workers connected",
+            )
+            return notifier
+
+        yield start

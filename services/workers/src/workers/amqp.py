@@ -43,9 +43,8 @@ async def run_forever(settings: WorkerSettings, session: Session, state: BrokerS
             delay = min(delay * 2, settings.AMQP_RECONNECT_MAX_SECONDS)
             continue
         try:
-            state.connected = True
             delay = 0.2
-            await session(connection)
+            await session(connection)  # sets state.connected once its topology is declared
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - any failure: drop the connection and retry

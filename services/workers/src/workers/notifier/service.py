@@ -119,6 +119,7 @@ class Notifier:
         await channel.set_qos(prefetch_count=self.settings.NOTIFIER_PREFETCH)
         _, queue = await topology.declare(channel, self.topology)
         await queue.consume(self.on_message)
+        self.broker.connected = True
         log.info("notifier consuming", extra={"queue": self.topology.queue})
         await amqp.wait_broken(connection, channel)
 

@@ -61,6 +61,7 @@ class Relay:
         # on_return_raises: an unroutable message is a failure, not a silent drop.
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         exchange, _ = await topology.declare(channel, self.topology)
+        self.broker.connected = True
         log.info("relay connected", extra={"exchange": self.topology.exchange})
         while True:
             if connection.is_closed or channel.is_closed:
