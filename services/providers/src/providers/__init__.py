@@ -1,0 +1,1 @@
+"""providers service: provider registry, routing, per-provider circuit breakers, failover."""

@@ -1,0 +1,262 @@
+"""Routing one payment to a provider, with failover that never charges twice.
+
+``route_payment`` is what the consumer runs for each ``payment.pending`` event. It is safe to
+run again for the same payment (redelivery): the routing decision is written once, attempts are
+remembered, and every provider call carries the payment id as its idempotency key.
+"""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from payplane_core.breaker import CircuitBreaker
+from payplane_core.crypto import SecretBox
+from prometheus_client import Counter
+from redis.asyncio import Redis
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+
+from providers import provider_client, registry, routing
+from providers.models import Attempt, Provider, Routing
+from providers.platform import MerchantsClient, PaymentsClient
+from providers.provider_client import CallOutcome, Resolution, Result
+
+log = logging.getLogger(__name__)
+
+ATTEMPTS = Counter(
+    "payplane_provider_attempts_total", "Charge attempts by provider and result",
+    ["provider", "result"],
+)
+ROUTED = Counter("payplane_payments_routed_total", "Routing decisions", ["outcome"])
+
+
+class RetryLater(Exception):
+    """The payment cannot be settled now; its message goes back to the queue."""
+
+
+@dataclass
+class FlowDeps:
+    engine: AsyncEngine
+    sessions: async_sessionmaker
+    redis: Redis
+    http: httpx.AsyncClient  # to providers
+    payments: PaymentsClient
+    merchants: MerchantsClient
+    box: SecretBox
+    breaker_prefix: str
+    breaker_window_seconds: float
+    unhealthy: set[str]
+    health: dict[str, bool]
+
+
+def breaker_for(deps: FlowDeps, provider: Provider) -> CircuitBreaker:
+    return CircuitBreaker(
+        deps.redis,
+        f"{deps.breaker_prefix}{provider.name}",
+        failure_threshold=provider.failure_threshold,
+        window_seconds=deps.breaker_window_seconds,
+        open_seconds=provider.open_seconds,
+    )
+
+
+@asynccontextmanager
+async def payment_lock(engine: AsyncEngine, payment_id: str) -> AsyncIterator[None]:
+    """One worker per payment across replicas (a PostgreSQL advisory lock held while routing)."""
+    async with engine.connect() as conn:
+        got = await conn.scalar(text("SELECT pg_try_advisory_lock(hashtext(:p))"), {"p": payment_id})
+        if not got:
+            raise RetryLater("another worker is routing this payment")
+        try:
+            yield
+        finally:
+            await conn.execute(text("SELECT pg_advisory_unlock(hashtext(:p))"), {"p": payment_id})
+            await conn.commit()
+
+
+async def route_payment(deps: FlowDeps, *, payment: dict[str, Any]) -> Routing:
+    payment_id = payment["id"]
+    async with payment_lock(deps.engine, payment_id):
+        async with deps.sessions() as session:
+            decided = await session.get(Routing, payment_id)
+        if decided is None:
+            decided = await _decide(deps, payment=payment)
+        await _report_decision(deps, decided)
+        return decided
+
+
+async def _decide(deps: FlowDeps, *, payment: dict[str, Any]) -> Routing:
+    payment_id = payment["id"]
+    async with deps.sessions() as session:
+        earlier = list(await session.scalars(
+            select(Attempt).where(Attempt.payment_id == payment_id).order_by(Attempt.number)
+        ))
+        providers = {p.name: p for p in await registry.list_providers(session)}
+
+    accepted = next((a for a in earlier if a.state == "accepted"), None)
+    if accepted is not None:  # a worker died between the charge and the decision
+        return await _decide_once(deps, payment_id, "accepted", accepted.provider, None)
+    # An attempt whose result we never learned is settled before anyone else may charge.
+    for attempt in (a for a in earlier if a.state in ("unknown", "sending")):
+        provider = providers.get(attempt.provider)
+        if provider is None:
+            raise RetryLater(f"unknown attempt at unregistered provider {attempt.provider}")
+        resolution, charge = await _cancel(deps, provider, payment_id)
+        if resolution is Resolution.UNKNOWN:
+            raise RetryLater(f"attempt at {provider.name} still unresolved")
+        if resolution is Resolution.CHARGED:
+            await _finish_attempt(deps, attempt.id, state="accepted", charge=charge)
+            return await _decide_once(deps, payment_id, "accepted", provider.name, None)
+        await _finish_attempt(deps, attempt.id, state="canceled", error="canceled after time-out")
+
+    allowed = await deps.merchants.allowed_providers(payment["merchant_id"])
+    candidates = routing.order(
+        routing.eligible(providers.values(), currency=payment["currency"], allowed=allowed),
+        payment_id=payment_id,
+        unhealthy=deps.unhealthy,
+    )
+    if not candidates:
+        return await _decide_once(deps, payment_id, "failed", None, "no_eligible_provider")
+    number = len(earlier)
+    for provider in candidates:
+        breaker = breaker_for(deps, provider)
+        state = await breaker.state()
+        if state.open:
+            ATTEMPTS.labels(provider.name, "circuit_open").inc()
+            await deps.payments.report(
+                payment_id, type_="provider.skipped",
+                detail={"provider": provider.name, "reason": "circuit_open",
+                        "retry_after_seconds": round(state.retry_after_seconds, 1)},
+            )
+            continue
+        number += 1
+        accepted = await _attempt(deps, provider, breaker, payment=payment, number=number)
+        if accepted:
+            return await _decide_once(deps, payment_id, "accepted", provider.name, None)
+    return await _decide_once(deps, payment_id, "failed", None, "no_provider_accepted")
+
+
+async def _attempt(
+    deps: FlowDeps, provider: Provider, breaker: CircuitBreaker, *, payment: dict, number: int
+) -> bool:
+    """One provider, one try. True when the payment now belongs to this provider."""
+    payment_id = payment["id"]
+    secrets = registry.secrets_of(provider, box=deps.box)
+    attempt_id = await _start_attempt(deps, payment_id, provider.name, number)
+    outcome = await provider_client.charge(
+        deps.http, endpoint=provider.endpoint, api_key=secrets.api_key, payment=payment,
+        timeout_seconds=provider.timeout_ms / 1000,
+    )
+    ATTEMPTS.labels(provider.name, outcome.result.value).inc()
+    if outcome.counts_against_provider:
+        if await breaker.record_failure():
+            log.warning("provider circuit opened", extra={"provider": provider.name})
+    if outcome.result is Result.ACCEPTED:
+        await breaker.record_success()
+        await _finish_attempt(deps, attempt_id, state="accepted", charge=outcome.charge,
+                              http_status=outcome.http_status)
+        return True
+    if outcome.result is Result.AMBIGUOUS:
+        resolution, charge = await _cancel(deps, provider, payment_id)
+        if resolution is Resolution.CHARGED:
+            await _finish_attempt(deps, attempt_id, state="accepted", charge=charge,
+                                  error=f"{outcome.error}; charge confirmed afterwards")
+            return True
+        if resolution is Resolution.UNKNOWN:
+            await _finish_attempt(deps, attempt_id, state="unknown", error=outcome.error)
+            await deps.payments.report(payment_id, type_="provider.attempt_unresolved",
+                                       detail=_detail(provider, number, outcome, charged=None))
+            raise RetryLater(f"{provider.name} timed out and the cancel was not confirmed")
+        await _finish_attempt(deps, attempt_id, state="canceled",
+                              error=f"{outcome.error}; canceled", http_status=outcome.http_status)
+        await deps.payments.report(
+            payment_id, type_="provider.attempt_failed",
+            detail=_detail(provider, number, outcome, charged=False) | {"canceled": True},
+        )
+        return False
+    await _finish_attempt(deps, attempt_id, state="failed", error=outcome.error,
+                          http_status=outcome.http_status)
+    await deps.payments.report(payment_id, type_="provider.attempt_failed",
+                               detail=_detail(provider, number, outcome, charged=False))
+    return False
+
+
+def _detail(provider: Provider, number: int, outcome: CallOutcome, *, charged: bool | None) -> dict:
+    return {
+        "provider": provider.name,
+        "attempt": number,
+        "result": outcome.result.value,
+        "http_status": outcome.http_status,
+        "error": outcome.error,
+        "charged": charged,
+    }
+
+
+async def _cancel(deps: FlowDeps, provider: Provider, payment_id: str):
+    secrets = registry.secrets_of(provider, box=deps.box)
+    return await provider_client.cancel(
+        deps.http, endpoint=provider.endpoint, api_key=secrets.api_key, payment_id=payment_id,
+        timeout_seconds=provider.timeout_ms / 1000,
+    )
+
+
+async def _start_attempt(deps: FlowDeps, payment_id: str, provider: str, number: int) -> int:
+    # Committed before the call: if this worker dies mid-call, the next one sees a "sending"
+    # attempt and settles it with the provider before trying anyone else.
+    async with deps.sessions.begin() as session:
+        attempt = Attempt(payment_id=payment_id, number=number, provider=provider,
+                          state="sending", started_at=datetime.now(UTC))
+        session.add(attempt)
+        await session.flush()
+        return attempt.id
+
+
+async def _finish_attempt(
+    deps: FlowDeps, attempt_id: int, *, state: str, charge: dict | None = None,
+    error: str | None = None, http_status: int | None = None,
+) -> None:
+    async with deps.sessions.begin() as session:
+        attempt = await session.get(Attempt, attempt_id)
+        attempt.state = state
+        attempt.error = error
+        attempt.http_status = http_status
+        attempt.charge_id = (charge or {}).get("id")
+        attempt.finished_at = datetime.now(UTC)
+
+
+async def _decide_once(
+    deps: FlowDeps, payment_id: str, outcome: str, provider: str | None, reason: str | None
+) -> Routing:
+    async with deps.sessions.begin() as session:
+        decided = Routing(payment_id=payment_id, outcome=outcome, provider=provider,
+                          reason=reason, decided_at=datetime.now(UTC))
+        session.add(decided)
+    ROUTED.labels(outcome).inc()
+    return decided
+
+
+async def _report_decision(deps: FlowDeps, decided: Routing) -> None:
+    """Tell payments (again, after a redelivery: a repeated status is a no-op there)."""
+    if decided.outcome == "accepted":
+        async with deps.sessions() as session:
+            attempt = await session.scalar(
+                select(Attempt).where(Attempt.payment_id == decided.payment_id,
+                                      Attempt.state == "accepted")
+            )
+            attempts = await session.scalar(
+                select(func.count()).where(Attempt.payment_id == decided.payment_id)
+            )
+        await deps.payments.report(
+            decided.payment_id, type_="provider.accepted", status="processing",
+            provider=decided.provider,
+            detail={"provider": decided.provider, "attempt": attempt.number if attempt else None,
+                    "charge_id": attempt.charge_id if attempt else None, "attempts": attempts},
+        )
+    else:
+        await deps.payments.report(
+            decided.payment_id, type_="routing.failed", status="failed",
+            detail={"reason": decided.reason},
+        )

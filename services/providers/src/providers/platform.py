@@ -1,0 +1,66 @@
+"""Internally signed calls to the payments and merchants services."""
+
+import logging
+from typing import Any
+
+import httpx
+
+log = logging.getLogger(__name__)
+
+
+class Unavailable(Exception):
+    """A platform service could not be reached or answered 5xx: try again later."""
+
+
+class PaymentsClient:
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self.http = http
+
+    async def report(
+        self,
+        payment_id: str,
+        *,
+        type_: str,
+        status: str | None = None,
+        provider: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> bool:
+        """Add a timeline step (and move the status). False when payments refused the
+        transition (409: the payment moved on without us), which is logged, not retried."""
+        body: dict[str, Any] = {"type": type_, "source": "providers", "detail": detail or {}}
+        if status is not None:
+            body["status"] = status
+        if provider is not None:
+            body["provider"] = provider
+        try:
+            response = await self.http.post(f"/internal/v1/payments/{payment_id}/events", json=body)
+        except httpx.HTTPError as exc:
+            raise Unavailable(f"payments unreachable: {type(exc).__name__}") from None
+        if response.status_code == 409:
+            log.warning("payments refused the transition",
+                        extra={"payment_id": payment_id, "event": type_, "answer": response.text[:300]})
+            return False
+        if response.status_code >= 500 or response.status_code in (401, 429):
+            raise Unavailable(f"payments answered {response.status_code}")
+        response.raise_for_status()
+        return True
+
+
+class MerchantsClient:
+    def __init__(self, http: httpx.AsyncClient | None) -> None:
+        self.http = http
+
+    async def allowed_providers(self, merchant_id: str) -> list[str] | None:
+        """None: no restriction (no merchants service configured, or an empty list)."""
+        if self.http is None:
+            return None
+        try:
+            response = await self.http.get(f"/internal/v1/merchants/{merchant_id}")
+        except httpx.HTTPError as exc:
+            raise Unavailable(f"merchants unreachable: {type(exc).__name__}") from None
+        if response.status_code == 404:
+            return []  # unknown merchant: allowed nowhere (routing will find no provider)
+        if not response.is_success:
+            raise Unavailable(f"merchants answered {response.status_code}")
+        allowed = response.json().get("allowed_providers") or None
+        return list(allowed) if allowed else None

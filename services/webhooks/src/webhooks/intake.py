@@ -1,0 +1,196 @@
+"""What happens to one provider webhook: verify, record, deduplicate, hand off to payments.
+
+Every request leaves exactly one row in ``webhook_logs``: accepted, rejected (with its reason)
+or duplicate. A duplicate (same provider and webhook-id, newly signed) changes nothing; an
+exact replay of a message already handled (same id and timestamp) is refused as a replay.
+"""
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from payplane_core.ids import new_id
+from prometheus_client import Counter
+from sqlalchemy import select, text
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from webhooks import verify as verification
+from webhooks.models import WebhookLog
+
+log = logging.getLogger(__name__)
+
+RECEIVED = Counter("payplane_provider_webhooks_total", "Provider webhooks by verdict and reason",
+                   ["verdict", "reason"])
+
+# Headers never stored: credentials of any kind (the gateway's internal signature included).
+REDACTED = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key",
+                      "x-payplane-signature"})
+# A provider event type → the payment status it reports (others are timeline steps only).
+STATUS_OF = {"charge.succeeded": "succeeded", "charge.failed": "failed"}
+FINISHED = frozenset({"done", "conflict", "unknown_payment"})
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: dict[str, Any]
+    reason: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def safe_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    return {k.lower(): ("[redacted]" if k.lower() in REDACTED else v[:1000])
+            for k, v in headers.items()}
+
+
+def _row(*, headers: Mapping[str, str], raw: bytes, request_id: str, verdict: str,
+         reason: str | None = None, verified: verification.Verified | None = None) -> dict:
+    event = verified.event if verified else {}
+    return dict(
+        id=new_id("whl"),
+        received_at=datetime.now(UTC),
+        request_id=request_id,
+        provider=verified.provider if verified else headers.get(verification.PROVIDER_HEADER),
+        webhook_id=(verified.webhook_id if verified else headers.get("webhook-id") or None),
+        webhook_timestamp=(verified.timestamp if verified
+                           else verification.claimed_timestamp(headers)),
+        verdict=verdict,
+        reason=reason,
+        event_type=event.get("type"),
+        payment_id=(event.get("data") or {}).get("payment_id"),
+        headers=safe_headers(headers),
+        body=raw.decode("utf-8", errors="replace"),
+        handoff="pending" if verdict == "accepted" else "none",
+    )
+
+
+async def _insert(sessions: async_sessionmaker, values: dict) -> None:
+    async with sessions.begin() as session:
+        await session.execute(insert(WebhookLog).values(**values))
+
+
+async def receive(
+    *,
+    sessions: async_sessionmaker,
+    secrets: Mapping[str, str],
+    payments: httpx.AsyncClient,
+    raw: bytes,
+    headers: Mapping[str, str],
+    request_id: str,
+    tolerance_seconds: int,
+) -> Answer:
+    try:
+        verified = verification.verify(raw, headers, secrets=secrets,
+                                       tolerance_seconds=tolerance_seconds)
+    except verification.Rejected as exc:
+        return await _reject(sessions, headers, raw, request_id, exc.reason, exc.detail)
+
+    values = _row(headers=headers, raw=raw, request_id=request_id, verdict="accepted",
+                  verified=verified)
+    async with sessions.begin() as session:
+        inserted = await session.scalar(
+            insert(WebhookLog).values(**values)
+            .on_conflict_do_nothing(index_elements=["provider", "webhook_id"],
+                                    index_where=text("verdict = 'accepted'"))
+            .returning(WebhookLog.id)
+        )
+    if inserted is not None:
+        RECEIVED.labels("accepted", "").inc()
+        return await _hand_off(sessions, payments, inserted, verified)
+
+    async with sessions() as session:
+        original = await session.scalar(select(WebhookLog).where(
+            WebhookLog.provider == verified.provider, WebhookLog.webhook_id == verified.webhook_id,
+            WebhookLog.verdict == "accepted",
+        ))
+    if original.webhook_timestamp == verified.timestamp and original.handoff in FINISHED:
+        return await _reject(sessions, headers, raw, request_id, "replayed",
+                             f"This exact message was already received as {original.id}.")
+    values |= {"verdict": "duplicate", "reason": f"duplicate-of:{original.id}", "handoff": "none"}
+    await _insert(sessions, values)
+    RECEIVED.labels("duplicate", "").inc()
+    if original.handoff in FINISHED:
+        return Answer(200, {"received": True, "duplicate": True, "log_id": values["id"]})
+    # The first delivery never reached payments: this redelivery finishes the job.
+    return await _hand_off(sessions, payments, original.id, verified)
+
+
+async def _reject(sessions, headers, raw, request_id, reason, detail) -> Answer:
+    values = _row(headers=headers, raw=raw, request_id=request_id, verdict="rejected",
+                  reason=reason)
+    await _insert(sessions, values)
+    RECEIVED.labels("rejected", reason).inc()
+    status = 400 if reason == "malformed-body" else 403
+    return Answer(status, {"log_id": values["id"], "detail": detail}, reason=reason)
+
+
+async def _hand_off(
+    sessions: async_sessionmaker, payments: httpx.AsyncClient, log_id: str,
+    verified: verification.Verified,
+) -> Answer:
+    """Report the outcome to payments (a repeated status is a no-op there)."""
+    event, data = verified.event, verified.event["data"]
+    body = {
+        "type": "provider.webhook",
+        "source": "webhooks",
+        "provider": verified.provider,
+        "detail": {
+            "provider": verified.provider,
+            "webhook_id": verified.webhook_id,
+            "event_type": event["type"],
+            "charge_id": data.get("id"),
+            "failure_reason": data.get("failure_reason"),
+            "log_id": log_id,
+        },
+    }
+    if status := STATUS_OF.get(event["type"]):
+        body["status"] = status
+    try:
+        response = await payments.post(f"/internal/v1/payments/{data['payment_id']}/events",
+                                       json=body)
+    except httpx.HTTPError as exc:
+        await _mark(sessions, log_id, "pending", f"payments unreachable: {type(exc).__name__}")
+        return _retry_later(log_id, "payments is unreachable")
+    problem = _json(response)
+    if response.is_success:
+        await _mark(sessions, log_id, "done", None)
+        return Answer(200, {"received": True, "duplicate": False, "log_id": log_id})
+    if response.status_code == 409 and problem.get("current") == "pending":
+        # The provider answered faster than our own record of its acceptance: ask it to
+        # resend in a moment (Standard Webhooks senders retry non-2xx answers).
+        await _mark(sessions, log_id, "pending", "payment still pending")
+        return _retry_later(log_id, "the payment has not reached processing yet")
+    if response.status_code in (409, 422):  # retrying cannot help: keep it for an operator
+        await _mark(sessions, log_id, "conflict", response.text[:1000])
+        log.error("provider outcome conflicts with the payment",
+                  extra={"log_id": log_id, "answer": response.text[:300]})
+        return Answer(200, {"received": True, "duplicate": False, "log_id": log_id})
+    if response.status_code == 404:
+        await _mark(sessions, log_id, "unknown_payment", None)
+        return Answer(200, {"received": True, "duplicate": False, "log_id": log_id})
+    await _mark(sessions, log_id, "pending", f"payments answered {response.status_code}")
+    return _retry_later(log_id, f"payments answered {response.status_code}")
+
+
+def _retry_later(log_id: str, detail: str) -> Answer:
+    return Answer(503, {"log_id": log_id, "detail": detail}, reason="retry-later",
+                  headers={"Retry-After": "1"})
+
+
+async def _mark(sessions: async_sessionmaker, log_id: str, handoff: str, detail: str | None) -> None:
+    async with sessions.begin() as session:
+        row = await session.get(WebhookLog, log_id, with_for_update=True)
+        row.handoff = handoff
+        row.handoff_detail = detail
+
+
+def _json(response: httpx.Response) -> dict:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
