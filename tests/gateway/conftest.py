@@ -28,16 +28,21 @@ async def redis():
 
 @asynccontextmanager
 async def gateway_app(svc, **overrides):
-    settings = Settings(
-        INTERNAL_SIGNING_SECRETS=[SECRET],
-        REDIS_URL=REDIS_URL,
-        ENCRYPTION_KEYS=ENCRYPTION_KEYS,
-        MERCHANTS_URL="http://merchants.test",
-        **overrides,
-    )
-    app = create_app(settings, merchants_transport=svc.transport)
+    app = make_gateway(svc, **overrides)
     async with app.router.lifespan_context(app):
         yield app
+
+
+def make_gateway(svc, *, in_process_merchants: bool = True, **overrides):
+    """A gateway app, lifespan not started (``support.live.serve`` starts it)."""
+    settings = Settings(**{
+        "INTERNAL_SIGNING_SECRETS": [SECRET],
+        "REDIS_URL": REDIS_URL,
+        "ENCRYPTION_KEYS": ENCRYPTION_KEYS,
+        "MERCHANTS_URL": "http://merchants.test",
+        **overrides,
+    })
+    return create_app(settings, merchants_transport=svc.transport if in_process_merchants else None)
 
 
 @pytest.fixture(scope="session")

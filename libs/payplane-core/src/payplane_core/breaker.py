@@ -153,3 +153,27 @@ class FailureReporter:
             log.warning(
                 "could not record a failure", extra={"breaker": self.breaker.name, "error": repr(exc)}
             )
+
+
+def report_failures_into_breaker(
+    app,
+    *,
+    redis_url: str,
+    name: str,
+    path: str,
+    methods: tuple[str, ...] = ("POST",),
+    failure_threshold: int = 5,
+    window_seconds: float = 10.0,
+    open_seconds: float = 30.0,
+) -> CircuitBreaker:
+    """Make ``app`` count its own 5xx on ``methods path`` into the breaker ``name``."""
+    redis = Redis.from_url(redis_url, socket_timeout=0.25, socket_connect_timeout=0.25)
+    breaker = CircuitBreaker(
+        redis,
+        name,
+        failure_threshold=failure_threshold,
+        window_seconds=window_seconds,
+        open_seconds=open_seconds,
+    )
+    app.add_middleware(FailureReporter, breaker=breaker, methods=frozenset(methods), path=path)
+    return breaker

@@ -10,3 +10,10 @@ class Settings(ServiceSettings):
     IDEMPOTENCY_TTL_HOURS: int = 24
     # An in-flight key whose request died is taken over after this long.
     IDEMPOTENCY_LOCK_SECONDS: int = 60
+    # Payment-creation failures (5xx) are counted into the Redis breaker PAYMENTS_BREAKER, which
+    # the gateway reads to fail fast with 503 while it is open. Unset: nothing is reported.
+    REDIS_URL: str | None = None
+    PAYMENTS_BREAKER: str = "cb:payments"
+    BREAKER_FAILURE_THRESHOLD: int = 5
+    BREAKER_WINDOW_SECONDS: float = 10.0
+    BREAKER_OPEN_SECONDS: float = 30.0

@@ -1,0 +1,107 @@
+"""Key lifecycle as the gateway sees it: cache, revocation, rotation with grace, expiry."""
+
+import asyncio
+
+import httpx
+from payplane_core.apikeys import hash_key, key_cache_key
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+from support.signing import ask_gateway, signed_request
+
+from .conftest import GATEWAY_BASE, gateway_app
+
+BODY = {"amount": 100, "currency": "EUR"}
+
+
+def write(creds, api_key=None, key_id=None, secret=None):
+    return signed_request(
+        "POST", "/api/v1/payments", api_key=api_key or creds["api_key"],
+        key_id=key_id or creds["api_key_id"], secret=secret or creds["signing_secret"], body=BODY,
+    )
+
+
+def read(key):
+    return signed_request("GET", "/api/v1/payments", api_key=key)
+
+
+async def test_cache_holds_no_plaintext_secret(gw, creds, redis):
+    assert (await ask_gateway(gw, write(creds))).status_code == 200
+    cached = await redis.get(key_cache_key(hash_key(creds["api_key"])))
+    assert cached is not None and 0 < await redis.ttl(key_cache_key(hash_key(creds["api_key"]))) <= 30
+    for secret in (creds["api_key"], creds["signing_secret"], creds["webhook_secret"]):
+        assert secret.encode() not in cached
+
+
+async def test_revocation_takes_effect_at_once(gw, svc, creds):
+    assert (await ask_gateway(gw, read(creds["read_key"]))).status_code == 200  # now cached
+    async with svc.client("operator") as admin:
+        path = f"/internal/v1/merchants/{creds['merchant_id']}/keys/{creds['read_key_id']}/revoke"
+        assert (await admin.post(path)).status_code == 200
+    response = await ask_gateway(gw, read(creds["read_key"]))
+    assert response.status_code == 401 and response.json()["reason"] == "key-revoked"
+    # the merchant's other key is untouched
+    assert (await ask_gateway(gw, read(creds["api_key"]))).status_code == 200
+
+
+async def test_revocation_bounded_by_cache_ttl_even_if_the_drop_is_lost(svc, creds):
+    """Revoked behind the cache's back (no invalidation): the TTL alone ends the key."""
+    async with gateway_app(svc, KEY_CACHE_TTL_SECONDS=1) as app:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=GATEWAY_BASE) as gw:
+            assert (await ask_gateway(gw, read(creds["read_key"]))).status_code == 200
+            engine = create_async_engine(svc.settings.DATABASE_URL)
+            async with engine.begin() as conn:
+                await conn.execute(text("UPDATE api_keys SET revoked_at = now() WHERE id = :k"),
+                                   {"k": creds["read_key_id"]})
+            await engine.dispose()
+            assert (await ask_gateway(gw, read(creds["read_key"]))).status_code == 200  # cached
+            await asyncio.sleep(1.2)
+            response = await ask_gateway(gw, read(creds["read_key"]))
+            assert response.status_code == 401 and response.json()["reason"] == "key-revoked"
+
+
+async def test_rotation_keeps_the_old_key_for_its_grace_period(gw, svc, creds):
+    assert (await ask_gateway(gw, write(creds))).status_code == 200  # old key cached
+    async with svc.client("operator") as admin:
+        path = f"/internal/v1/merchants/{creds['merchant_id']}/keys/{creds['api_key_id']}/rotate"
+        rotated = (await admin.post(path, json={"grace_seconds": 2})).json()
+    new_key, new_id, new_secret = rotated["secret_key"], rotated["key"]["id"], rotated["signing_secret"]
+    # both work during the grace period, each with its own signing secret
+    assert (await ask_gateway(gw, write(creds))).status_code == 200
+    assert (await ask_gateway(gw, write(creds, new_key, new_id, new_secret))).status_code == 200
+    # the new key cannot sign with the old key's secret
+    response = await ask_gateway(gw, write(creds, new_key, new_id, creds["signing_secret"]))
+    assert response.status_code == 403
+    await asyncio.sleep(2.1)
+    response = await ask_gateway(gw, write(creds))
+    assert response.status_code == 401 and response.json()["reason"] == "key-expired"
+    assert (await ask_gateway(gw, write(creds, new_key, new_id, new_secret))).status_code == 200
+
+
+async def test_expired_key_is_refused_even_from_cache(gw, svc, creds):
+    async with svc.client("operator") as admin:
+        issued = (await admin.post(f"/internal/v1/merchants/{creds['merchant_id']}/keys",
+                                   json={"kind": "read", "expires_in_seconds": 1})).json()
+    assert issued["secret_key"].startswith("rk_") and issued["signing_secret"] is None
+    assert (await ask_gateway(gw, read(issued["secret_key"]))).status_code == 200
+    await asyncio.sleep(1.1)
+    response = await ask_gateway(gw, read(issued["secret_key"]))
+    assert response.status_code == 401 and response.json()["reason"] == "key-expired"
+
+
+async def test_deleted_merchant_keys_stop_working(gw, svc, creds):
+    assert (await ask_gateway(gw, read(creds["api_key"]))).status_code == 200
+    async with svc.client("operator") as admin:
+        assert (await admin.delete(f"/internal/v1/merchants/{creds['merchant_id']}")).status_code == 204
+    assert (await ask_gateway(gw, read(creds["api_key"]))).status_code == 401
+
+
+async def test_merchants_down_is_503_not_500(svc, creds, redis):
+    # a real socket that refuses connections
+    async with gateway_app(svc, in_process_merchants=False, MERCHANTS_URL="http://127.0.0.1:9") as app:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=GATEWAY_BASE) as gw:
+            await redis.delete(key_cache_key(hash_key(creds["read_key"])))
+            response = await ask_gateway(gw, read(creds["read_key"]))
+    assert response.status_code == 503 and response.headers["retry-after"] == "1"
+    assert response.json()["reason"] == "dependency-unavailable"
