@@ -1,6 +1,5 @@
 """Envoy v3 resources from an ``Ingress``: bootstrap, listener (LDS), routes (RDS), clusters (CDS)."""
 
-import json
 from typing import Any
 
 from payplane_core.internal_auth import INTERNAL_HEADERS
@@ -46,9 +45,6 @@ def _problem(status: int, slug: str, title: str, detail: str) -> dict[str, Any]:
     }
 
 
-def _direct_problem(status: int, slug: str, title: str, detail: str) -> dict[str, Any]:
-    body = json.dumps(_problem(status, slug, title, detail)).replace("%REQ(X-REQUEST-ID)%", "")
-    return {"status": status, "body": {"inline_string": body}}
 
 
 # -- clusters ----------------------------------------------------------------------------------
@@ -138,15 +134,9 @@ def _method_not_allowed(route: Route) -> dict[str, Any]:
     return {
         "name": f"{route.name}-405",
         "match": _match(route, None),
-        "direct_response": _direct_problem(
-            405, "method-not-allowed", "Method Not Allowed", f"Allowed methods: {allowed}."
-        ),
+        "direct_response": {"status": 405},
         "response_headers_to_add": [
-            {"header": {"key": "allow", "value": allowed}, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"},
-            {
-                "header": {"key": "content-type", "value": "application/problem+json"},
-                "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
-            },
+            {"header": {"key": "allow", "value": allowed}, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}
         ],
         "typed_per_filter_config": _no_authz(),
     }
@@ -184,15 +174,7 @@ def route_configuration(ingress: Ingress) -> dict[str, Any]:
         {
             "name": "not-found",
             "match": {"prefix": "/"},
-            "direct_response": _direct_problem(
-                404, "not-found", "Not Found", "No such route in the payplane API."
-            ),
-            "response_headers_to_add": [
-                {
-                    "header": {"key": "content-type", "value": "application/problem+json"},
-                    "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
-                }
-            ],
+            "direct_response": {"status": 404},
             "typed_per_filter_config": _no_authz(),
         }
     )
@@ -274,7 +256,9 @@ def _ext_authz(ingress: Ingress) -> dict[str, Any]:
             "@type": T + "extensions.filters.http.ext_authz.v3.ExtAuthz",
             "transport_api_version": "V3",
             "failure_mode_allow": False,  # no gateway answer, no request
-            "status_on_error": {"code": 503},
+            # 502 only marks "gateway unreachable" for the local-reply mapper, which answers 503
+            # with a problem body; the gateway's own 503 (open circuit) keeps its body.
+            "status_on_error": {"code": 502},
             "allowed_headers": {
                 "patterns": [{"exact": h, "ignore_case": True} for h in AUTHZ_REQUEST_HEADERS]
             },
@@ -320,47 +304,52 @@ ACCESS_LOG_FORMAT = {
     "trace_id": "%REQ(TRACEPARENT)%",
 }
 
-# Envoy's own error replies become problem documents; the gateway's denials (UAEX) and
-# upstream responses keep the body they came with.
+# Envoy's own replies become problem documents. Matched by status where only Envoy answers
+# with it (404/405: unknown route or method; 413: body over the limit) and by response flag
+# where the gateway may answer with the same status (its denials keep their own body).
 LOCAL_REPLIES = [
-    ("NR", 404, "not-found", "Not Found", "No such route in the payplane API."),
-    ("RL", 429, "rate-limited", "Too Many Requests", "Too many requests from this address."),
-    ("UO", 503, "overloaded", "Service Unavailable", "The platform is at capacity; retry later."),
-    ("UF", 503, "upstream-unavailable", "Service Unavailable", "A service is unreachable."),
-    ("UH", 503, "upstream-unavailable", "Service Unavailable", "No healthy service instance."),
-    ("UT", 504, "upstream-timeout", "Gateway Timeout", "A service did not answer in time."),
+    ({"status": 404}, 404, "not-found", "Not Found", "No such route in the payplane API."),
+    ({"status": 405}, 405, "method-not-allowed", "Method Not Allowed", "See the Allow header."),
+    ({"status": 413}, 413, "body-too-large", "Content Too Large", "The request body is too large."),
+    ({"flag": "RL"}, 429, "rate-limited", "Too Many Requests", "Too many requests from this address."),
+    ({"flag": "UO"}, 503, "overloaded", "Service Unavailable", "At capacity; retry later."),
+    ({"flag": "UF"}, 503, "upstream-unavailable", "Service Unavailable", "A service is unreachable."),
+    ({"flag": "UH"}, 503, "upstream-unavailable", "Service Unavailable", "No healthy instance."),
+    ({"flag": "UT"}, 504, "upstream-timeout", "Gateway Timeout", "A service did not answer in time."),
+    (
+        {"flag": "UAEX", "status": 502},
+        503,
+        "authorization-unavailable",
+        "Service Unavailable",
+        "Requests cannot be authorized right now; retry later.",
+    ),
 ]
 
 
+def _reply_filter(match: dict[str, Any]) -> dict[str, Any]:
+    filters = []
+    if "flag" in match:
+        filters.append({"response_flag_filter": {"flags": [match["flag"]]}})
+    if "status" in match:
+        value = {"default_value": match["status"], "runtime_key": f"local_reply_{match['status']}"}
+        filters.append({"status_code_filter": {"comparison": {"op": "EQ", "value": value}}})
+    return filters[0] if len(filters) == 1 else {"and_filter": {"filters": filters}}
+
+
 def _local_reply_config() -> dict[str, Any]:
-    mappers = [
-        {
-            "filter": {"response_flag_filter": {"flags": [flag]}},
-            "status_code": status,
-            "body_format_override": {
-                "json_format": _problem(status, slug, title, detail),
-                "content_type": "application/problem+json",
-            },
-        }
-        for flag, status, slug, title, detail in LOCAL_REPLIES
-    ]
-    mappers.append(
-        {
-            "filter": {
-                "and_filter": {
-                    "filters": [
-                        {"status_code_filter": {"comparison": {"op": "EQ", "value": {"default_value": 413, "runtime_key": "lr_413"}}}},
-                        {"response_flag_filter": {"flags": ["UAEX"]}},
-                    ]
-                }
-            },
-            "body_format_override": {
-                "json_format": _problem(413, "body-too-large", "Content Too Large", "The request body is too large."),
-                "content_type": "application/problem+json",
-            },
-        }
-    )
-    return {"mappers": mappers}
+    return {
+        "mappers": [
+            {
+                "filter": _reply_filter(match),
+                "status_code": status,
+                "body_format_override": {
+                    "json_format": _problem(status, slug, title, detail),
+                    "content_type": "application/problem+json",
+                },
+            }
+            for match, status, slug, title, detail in LOCAL_REPLIES
+        ]
+    }
 
 
 def _http_connection_manager(ingress: Ingress) -> dict[str, Any]:

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import httpx
 
+from payplane_cli import ingress
+
 REPO = Path(__file__).resolve().parents[4]
 PYTHON = sys.executable
 
@@ -34,6 +36,7 @@ class Process:
     health: str | None = "/health"
     database: str | None = None  # logical database name; migrated before start
     alembic: Path | None = None
+    prepare: Callable[["Stack"], None] | None = None  # e.g. write config files before start
 
 
 def uvicorn(factory: str) -> Callable[["Stack"], list[str]]:
@@ -55,12 +58,18 @@ class Stack:
     redis_url: str = os.environ.get("PAYPLANE_REDIS_URL", "redis://127.0.0.1:6379/0")
     amqp_url: str = os.environ.get("PAYPLANE_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
     extra_env: dict[str, str] = field(default_factory=dict)
+    # Envoy's per-client-IP token bucket.
+    ingress_ip_rps: int = 50
+    ingress_ip_burst: int = 100
 
     @classmethod
     def for_tests(cls) -> "Stack":
         return cls(
             name="test",
             state_dir=REPO / ".local" / "test-stack",
+            # The suite's clients all come from 127.0.0.1; the per-IP test uses its own address.
+            ingress_ip_rps=500,
+            ingress_ip_burst=1000,
             port_offset=1000,
             db_prefix="payplane_test_",
             redis_url=os.environ.get("PAYPLANE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15"),
@@ -75,6 +84,8 @@ class Stack:
         return cls(
             name="bench",
             state_dir=REPO / ".local" / "bench-stack",
+            ingress_ip_rps=100_000,
+            ingress_ip_burst=100_000,
             port_offset=2000,
             db_prefix="payplane_bench_",
             redis_url="redis://127.0.0.1:6379/14",
@@ -159,6 +170,8 @@ class Stack:
             return pid
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        if process.prepare is not None:
+            process.prepare(self)
         argv = process.argv(self)
         if process.port is not None and argv[:3] == [PYTHON, "-m", "uvicorn"]:
             argv += ["--host", "127.0.0.1", "--port", str(self.port(process.port))]
@@ -243,3 +256,11 @@ PROCESSES: dict[str, Process] = {
         ),
     ]
 }
+
+# The ingress starts last, once everything it routes to is up.
+PROCESSES["envoy"] = Process(
+    name="envoy",
+    argv=ingress.argv,
+    port=ingress.LISTEN_PORT,
+    prepare=ingress.prepare,
+)
