@@ -19,7 +19,11 @@ AUTHZ_REQUEST_HEADERS = (
     "idempotency-key",
     "x-request-id",
     "x-forwarded-for",
+    "x-forwarded-proto",  # the scheme of the merchant's @target-uri
     "host",
+    "date",  # some RFC 9421 clients cover it
+    "traceparent",
+    "tracestate",
 )
 AUTHZ_CLIENT_HEADERS = ("content-type", "retry-after", "www-authenticate", "x-request-id")
 SECURITY_HEADERS = {
