@@ -5,6 +5,7 @@ import json
 import sys
 
 from payplane_cli import local
+from payplane_cli import merchants as merchant_commands
 from payplane_cli.stack import Stack
 
 
@@ -43,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_up)
     sub.add_parser("down", help="stop what up started").set_defaults(func=cmd_down)
     sub.add_parser("status", help="which processes run").set_defaults(func=cmd_status)
+    merchant_commands.register(sub, lambda args: _stack(args))
     return parser
 
 

@@ -254,6 +254,20 @@ PROCESSES: dict[str, Process] = {
             database="payments",
             alembic=SERVICES_DIR / "payments" / "alembic.ini",
         ),
+        Process(
+            name="merchants",
+            argv=uvicorn("merchants.main:create_app"),
+            port=8102,
+            cwd=SERVICES_DIR / "merchants",
+            database="merchants",
+            alembic=SERVICES_DIR / "merchants" / "alembic.ini",
+        ),
+        Process(
+            name="gateway",  # after merchants: it resolves keys there (MERCHANTS_URL)
+            argv=uvicorn("gateway.main:create_app"),
+            port=8103,
+            cwd=SERVICES_DIR / "gateway",
+        ),
     ]
 }
 
