@@ -74,6 +74,7 @@ class Ledger:
     control: Control = field(default_factory=Control)
     deliveries: list[Delivery] = field(default_factory=list)
     charges_made: int = 0  # charges that moved money: the "exactly one charge" count
+    requests_seen: int = 0  # every authenticated POST /v1/charges, refused ones included
 
     def new_charge(self, *, payment_id: str, amount: int, currency: str, outcome: Outcome) -> Charge:
         charge = Charge(
@@ -97,6 +98,7 @@ class Ledger:
         return {
             "provider": self.provider,
             "charges_made": self.charges_made,
+            "requests_seen": self.requests_seen,
             "charges": len(self.charges),
             "deliveries": len(self.deliveries),
         }

@@ -50,6 +50,7 @@ def _existing_answer(charge: Charge, body: ChargeIn) -> JSONResponse:
 async def create_charge(
     body: ChargeIn, request: Request, settings: SettingsDep, ledger: LedgerDep
 ) -> JSONResponse:
+    ledger.requests_seen += 1
     control = ledger.control
     if control.error_rate and random.random() < control.error_rate:  # noqa: S311 - fault injection
         raise Problem(503, "injected-error", "Simulated provider error; nothing was charged.")
