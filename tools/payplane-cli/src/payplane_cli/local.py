@@ -16,6 +16,8 @@ def up(stack: Stack, only: list[str] | None = None) -> list[tuple[str, str]]:
             asyncio.run(prepare_database(process.alembic, stack.database_url(process.database)))
         stack.start(process)
         stack.wait_healthy(process)
+        if process.after_start is not None:
+            process.after_start(stack)
         address = stack.url(process.name) if process.port is not None else "(worker)"
         started.append((process.name, address))
     return started

@@ -6,6 +6,7 @@ import sys
 
 from payplane_cli import local
 from payplane_cli import merchants as merchant_commands
+from payplane_cli import providers as provider_commands
 from payplane_cli.stack import Stack
 
 
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("down", help="stop what up started").set_defaults(func=cmd_down)
     sub.add_parser("status", help="which processes run").set_defaults(func=cmd_status)
     merchant_commands.register(sub, lambda args: _stack(args))
+    provider_commands.register(sub, lambda args: _stack(args))
     return parser
 
 

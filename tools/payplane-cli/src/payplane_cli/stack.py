@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 
 from payplane_cli import ingress
+from payplane_cli import providers as provider_commands
 
 REPO = Path(__file__).resolve().parents[4]
 PYTHON = sys.executable
@@ -37,6 +38,7 @@ class Process:
     database: str | None = None  # logical database name; migrated before start
     alembic: Path | None = None
     prepare: Callable[["Stack"], None] | None = None  # e.g. write config files before start
+    after_start: Callable[["Stack"], None] | None = None  # e.g. register records once healthy
 
 
 def uvicorn(factory: str) -> Callable[["Stack"], list[str]]:
@@ -267,6 +269,35 @@ PROCESSES: dict[str, Process] = {
             argv=uvicorn("gateway.main:create_app"),
             port=8103,
             cwd=SERVICES_DIR / "gateway",
+        ),
+        # Issue 6: two simulated third-party providers, then providers (registers them once
+        # healthy) and webhooks. The simulators call back through Envoy, started last.
+        *(
+            Process(
+                name=name,
+                argv=uvicorn("simulator.main:create_app"),
+                port=port,
+                cwd=SERVICES_DIR / "simulator",
+                env=provider_commands.simulator_env(name),
+            )
+            for name, (port, _) in provider_commands.SIMULATORS.items()
+        ),
+        Process(
+            name="providers",
+            argv=uvicorn("providers.main:create_app"),
+            port=8104,
+            cwd=SERVICES_DIR / "providers",
+            database="providers",
+            alembic=SERVICES_DIR / "providers" / "alembic.ini",
+            after_start=provider_commands.register_simulators,
+        ),
+        Process(
+            name="webhooks",
+            argv=uvicorn("webhooks.main:create_app"),
+            port=8105,
+            cwd=SERVICES_DIR / "webhooks",
+            database="logs",
+            alembic=SERVICES_DIR / "webhooks" / "alembic.ini",
         ),
     ]
 }
