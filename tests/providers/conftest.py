@@ -73,18 +73,32 @@ async def platform(payments_url, providers_db, amqp, redis):
     each on a real port; the simulators' callbacks go through the stand-in to webhooks."""
     await reset_breakers(redis)
     providers_settings = Settings(
-        DATABASE_URL=providers_db, INTERNAL_SIGNING_SECRETS=[SECRET],
-        ENCRYPTION_KEYS=[ENCRYPTION_KEY], REDIS_URL=REDIS_URL, AMQP_URL=AMQP_URL,
-        AMQP_EXCHANGE=EXCHANGE, AMQP_QUEUE=QUEUE, PAYMENTS_URL=payments_url,
-        BREAKER_PREFIX=BREAKER_PREFIX, RETRY_DELAY_SECONDS=0.3, HEALTH_PROBE_SECONDS=60,
+        DATABASE_URL=providers_db,
+        INTERNAL_SIGNING_SECRETS=[SECRET],
+        ENCRYPTION_KEYS=[ENCRYPTION_KEY],
+        REDIS_URL=REDIS_URL,
+        AMQP_URL=AMQP_URL,
+        AMQP_EXCHANGE=EXCHANGE,
+        AMQP_QUEUE=QUEUE,
+        PAYMENTS_URL=payments_url,
+        BREAKER_PREFIX=BREAKER_PREFIX,
+        RETRY_DELAY_SECONDS=0.3,
+        HEALTH_PROBE_SECONDS=60,
     )
     logs_url = await fresh_database("webhooks", "logs_providers")
     async with serve(create_app(providers_settings)) as providers_url:
-        webhooks = webhooks_app(WebhooksSettings(
-            DATABASE_URL=logs_url, INTERNAL_SIGNING_SECRETS=[SECRET], PAYMENTS_URL=payments_url,
-            PROVIDERS_URL=providers_url))
-        async with serve(webhooks) as webhooks_url, serve(
-                ingress_stand_in(webhooks_url)) as ingress_url:
+        webhooks = webhooks_app(
+            WebhooksSettings(
+                DATABASE_URL=logs_url,
+                INTERNAL_SIGNING_SECRETS=[SECRET],
+                PAYMENTS_URL=payments_url,
+                PROVIDERS_URL=providers_url,
+            )
+        )
+        async with (
+            serve(webhooks) as webhooks_url,
+            serve(ingress_stand_in(webhooks_url)) as ingress_url,
+        ):
             sims = {}
             async with _simulators(ingress_url, sims):
                 yield Platform(payments_url, providers_url, sims)
@@ -96,12 +110,17 @@ class _simulators:
 
     async def __aenter__(self):
         for name in SIMULATORS:
-            app = simulator_app(SimulatorSettings(
-                SERVICE_NAME=name, SIM_API_KEY=SIM_KEYS[name], SIM_WEBHOOK_SECRET=SIM_SECRETS[name],
-                SIM_WEBHOOK_URL=f"{self.ingress_url}/api/v1/payments/webhook",
-                SIM_CALLBACK_DELAY_MS=20, SIM_FAIL_DELAY_MS=200,
-                SIM_CALLBACK_RETRY_SCHEDULE=["0.2", "0.5", "1", "2"],
-            ))
+            app = simulator_app(
+                SimulatorSettings(
+                    SERVICE_NAME=name,
+                    SIM_API_KEY=SIM_KEYS[name],
+                    SIM_WEBHOOK_SECRET=SIM_SECRETS[name],
+                    SIM_WEBHOOK_URL=f"{self.ingress_url}/api/v1/payments/webhook",
+                    SIM_CALLBACK_DELAY_MS=20,
+                    SIM_FAIL_DELAY_MS=200,
+                    SIM_CALLBACK_RETRY_SCHEDULE=["0.2", "0.5", "1", "2"],
+                )
+            )
             context = serve(app)
             self.sims[name] = await context.__aenter__()
             self.contexts.append(context)
@@ -119,15 +138,23 @@ class Platform:
 
 @pytest.fixture(scope="session")
 async def registry(platform):
-    async with httpx.AsyncClient(base_url=platform.providers_url,
-                                 auth=GatewayAuth(SECRET, caller="cli", scopes=[])) as client:
+    async with httpx.AsyncClient(
+        base_url=platform.providers_url, auth=GatewayAuth(SECRET, caller="cli", scopes=[])
+    ) as client:
         for name, priority in SIMULATORS.items():
-            response = await client.put(f"/internal/v1/providers/{name}", json={
-                "endpoint": platform.sims[name], "api_key": SIM_KEYS[name],
-                "webhook_secret": SIM_SECRETS[name], "priority": priority,
-                "currencies": ["EUR", "USD"], "timeout_ms": 500,
-                "failure_threshold": THRESHOLD, "open_seconds": OPEN_SECONDS,
-            })
+            response = await client.put(
+                f"/internal/v1/providers/{name}",
+                json={
+                    "endpoint": platform.sims[name],
+                    "api_key": SIM_KEYS[name],
+                    "webhook_secret": SIM_SECRETS[name],
+                    "priority": priority,
+                    "currencies": ["EUR", "USD"],
+                    "timeout_ms": 500,
+                    "failure_threshold": THRESHOLD,
+                    "open_seconds": OPEN_SECONDS,
+                },
+            )
             assert response.status_code in (200, 201), response.text
         yield client
 
@@ -135,8 +162,10 @@ async def registry(platform):
 @pytest.fixture
 async def sims(platform, registry, redis):
     """Per-simulator clients (provider API keys), faults cleared and breakers closed."""
-    clients = {name: httpx.AsyncClient(base_url=url, headers={
-        "Authorization": f"Bearer {SIM_KEYS[name]}"}) for name, url in platform.sims.items()}
+    clients = {
+        name: httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {SIM_KEYS[name]}"})
+        for name, url in platform.sims.items()
+    }
     await reset_breakers(redis)
     for client in clients.values():
         await client.put("/v1/control", json={})
@@ -153,7 +182,8 @@ class Payments:
 
     async def create(self, amount: int = 1000, currency: str = "EUR", **extra) -> dict:
         response = await self.merchant.post(
-            "/api/v1/payments", json={"amount": amount, "currency": currency} | extra)
+            "/api/v1/payments", json={"amount": amount, "currency": currency} | extra
+        )
         assert response.status_code == 201, response.text
         return response.json()
 
@@ -161,9 +191,12 @@ class Payments:
         """What the outbox relay publishes for a new payment."""
         event = {"type": "payment.pending", "timestamp": payment["created_at"], "data": payment}
         await self.exchange.publish(
-            aio_pika.Message(body or json.dumps(event).encode(), content_type="application/json",
-                             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                             message_id=f"evt_test_{payment['id']}"),
+            aio_pika.Message(
+                body or json.dumps(event).encode(),
+                content_type="application/json",
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                message_id=f"evt_test_{payment['id']}",
+            ),
             routing_key="payment.pending",
         )
 
@@ -186,6 +219,7 @@ class Payments:
 
 @pytest.fixture
 async def payments(platform, amqp):
-    async with httpx.AsyncClient(base_url=platform.payments_url,
-                                 auth=GatewayAuth(SECRET, merchant_id="mer_providers_test")) as c:
+    async with httpx.AsyncClient(
+        base_url=platform.payments_url, auth=GatewayAuth(SECRET, merchant_id="mer_providers_test")
+    ) as c:
         yield Payments(c, amqp)

@@ -54,7 +54,11 @@ async def test_timeout_fails_over_with_exactly_one_charge(payments, sims):
         ("provider.webhook", "succeeded"),
     ]
     failed = story["events"][1]["detail"]
-    assert (failed["provider"], failed["result"], failed["charged"]) == ("sim-a", "ambiguous", False)
+    assert (failed["provider"], failed["result"], failed["charged"]) == (
+        "sim-a",
+        "ambiguous",
+        False,
+    )
     assert story["events"][2]["detail"]["provider"] == "sim-b"
     await asyncio.sleep(1.2)  # let sim-a's held request finish: it must not charge
     assert (await charge_of(sims["sim-a"], payment["id"]))["status"] == "canceled"
@@ -82,7 +86,10 @@ async def test_circuit_opens_after_threshold_then_closes_after_ttl(payments, sim
     story = await payments.wait_status(payment["id"], "processing", "succeeded")
     skipped = story["events"][1]
     assert (skipped["type"], skipped["detail"]["provider"], skipped["detail"]["reason"]) == (
-        "provider.skipped", "sim-a", "circuit_open")
+        "provider.skipped",
+        "sim-a",
+        "circuit_open",
+    )
     assert story["events"][2]["detail"]["provider"] == "sim-b"
     assert time.monotonic() - started < 2.0
     assert (await sim_a.get("/v1/stats")).json()["requests_seen"] == seen  # not even asked
@@ -128,14 +135,19 @@ async def test_unfinished_attempt_is_settled_before_failover(payments, sims, pro
     """A worker died after sim-a accepted the charge but before recording it: the redelivered
     payment must stay with sim-a (its cancel answers "already charged"), not go to sim-b."""
     payment = await payments.create(1400)
-    accepted = await sims["sim-a"].post("/v1/charges", json={
-        "payment_id": payment["id"], "amount": 1400, "currency": "EUR"})
+    accepted = await sims["sim-a"].post(
+        "/v1/charges", json={"payment_id": payment["id"], "amount": 1400, "currency": "EUR"}
+    )
     assert accepted.status_code == 201
     engine = create_async_engine(providers_db)
     async with engine.begin() as conn:
-        await conn.execute(text(
-            "INSERT INTO attempts (payment_id, number, provider, state, started_at) "
-            "VALUES (:p, 1, 'sim-a', 'sending', now())"), {"p": payment["id"]})
+        await conn.execute(
+            text(
+                "INSERT INTO attempts (payment_id, number, provider, state, started_at) "
+                "VALUES (:p, 1, 'sim-a', 'sending', now())"
+            ),
+            {"p": payment["id"]},
+        )
     await engine.dispose()
     await sims["sim-a"].put("/v1/control", json={"error_rate": 1.0})  # new charges would fail
     await payments.publish(payment)

@@ -8,8 +8,13 @@ from support.internal import GatewayAuth
 from support.providers_flow import SECRET, whsec
 
 NEW_SECRET = whsec("registry-test")
-BODY = {"endpoint": "http://127.0.0.1:9/", "api_key": "sk_registry_test_key",
-        "webhook_secret": NEW_SECRET, "currencies": ["GBP", "CHF"], "priority": 5}
+BODY = {
+    "endpoint": "http://127.0.0.1:9/",
+    "api_key": "sk_registry_test_key",
+    "webhook_secret": NEW_SECRET,
+    "currencies": ["GBP", "CHF"],
+    "priority": 5,
+}
 
 
 @pytest.fixture
@@ -17,8 +22,9 @@ async def as_caller(platform):
     clients = []
 
     def make(caller: str) -> httpx.AsyncClient:
-        client = httpx.AsyncClient(base_url=platform.providers_url,
-                                   auth=GatewayAuth(SECRET, caller=caller, scopes=[]))
+        client = httpx.AsyncClient(
+            base_url=platform.providers_url, auth=GatewayAuth(SECRET, caller=caller, scopes=[])
+        )
         clients.append(client)
         return client
 
@@ -34,8 +40,11 @@ async def test_register_is_idempotent_and_hides_secrets(as_caller, providers_db)
     again = await cli.put("/internal/v1/providers/reg-one", json=BODY | {"weight": 3})
     assert again.status_code == 200
     out = again.json()
-    assert (out["weight"], out["currencies"], out["endpoint"]) == (3, ["CHF", "GBP"],
-                                                                   "http://127.0.0.1:9")
+    assert (out["weight"], out["currencies"], out["endpoint"]) == (
+        3,
+        ["CHF", "GBP"],
+        "http://127.0.0.1:9",
+    )
     assert out["circuit"] == {"open": False, "retry_after_seconds": 0.0}
     assert "api_key" not in out and "webhook_secret" not in out
     listed = (await cli.get("/internal/v1/providers")).json()["data"]
@@ -55,8 +64,9 @@ async def test_only_the_webhooks_service_reads_webhook_secrets(as_caller):
     readable = await as_caller("webhooks").get("/internal/v1/providers/webhook-secrets")
     assert readable.status_code == 200
     assert {"name": "reg-two", "webhook_secret": NEW_SECRET} in readable.json()["data"]
-    assert (await as_caller("notifier").get(
-        "/internal/v1/providers/webhook-secrets")).status_code == 403
+    assert (
+        await as_caller("notifier").get("/internal/v1/providers/webhook-secrets")
+    ).status_code == 403
     assert (await as_caller("gateway").get("/internal/v1/providers")).status_code == 403
 
 
@@ -69,16 +79,19 @@ async def test_disabled_provider_is_not_routed_or_verified(as_caller):
     assert (await cli.delete("/internal/v1/providers/nope")).status_code == 404
 
 
-@pytest.mark.parametrize(("name", "change"), [
-    ("Bad_Name", {}),
-    ("reg-bad", {"webhook_secret": "not-a-whsec-secret"}),
-    ("reg-bad", {"webhook_secret": "whsec_c2hvcnQ="}),
-    ("reg-bad", {"currencies": ["euro"]}),
-    ("reg-bad", {"endpoint": "not a url"}),
-    ("reg-bad", {"weight": 0}),
-    ("reg-bad", {"timeout_ms": -1}),
-    ("reg-bad", {"surprise": True}),
-])
+@pytest.mark.parametrize(
+    ("name", "change"),
+    [
+        ("Bad_Name", {}),
+        ("reg-bad", {"webhook_secret": "not-a-whsec-secret"}),
+        ("reg-bad", {"webhook_secret": "whsec_c2hvcnQ="}),
+        ("reg-bad", {"currencies": ["euro"]}),
+        ("reg-bad", {"endpoint": "not a url"}),
+        ("reg-bad", {"weight": 0}),
+        ("reg-bad", {"timeout_ms": -1}),
+        ("reg-bad", {"surprise": True}),
+    ],
+)
 async def test_invalid_registrations_are_422_and_write_nothing(as_caller, name, change):
     cli = as_caller("cli")
     response = await cli.put(f"/internal/v1/providers/{name}", json=BODY | change)

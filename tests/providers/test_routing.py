@@ -7,8 +7,9 @@ from providers.routing import eligible, order
 
 
 def provider(name, priority=1, weight=1, currencies=(), enabled=True) -> Provider:
-    return Provider(name=name, priority=priority, weight=weight, currencies=list(currencies),
-                    enabled=enabled)
+    return Provider(
+        name=name, priority=priority, weight=weight, currencies=list(currencies), enabled=enabled
+    )
 
 
 def names(providers) -> list[str]:
@@ -28,8 +29,10 @@ def test_weights_share_traffic_within_a_priority():
 
 def test_order_is_stable_per_payment():
     pair = [provider("x"), provider("y")]
-    assert all(names(order(pair, payment_id=f"pay_{i}")) == names(order(pair, payment_id=f"pay_{i}"))
-               for i in range(50))
+    assert all(
+        names(order(pair, payment_id=f"pay_{i}")) == names(order(pair, payment_id=f"pay_{i}"))
+        for i in range(50)
+    )
 
 
 def test_unhealthy_goes_last_not_away():
@@ -38,8 +41,12 @@ def test_unhealthy_goes_last_not_away():
 
 
 def test_currency_allowed_and_enabled_filters():
-    ps = [provider("eur", currencies=["EUR"]), provider("any"), provider("off", enabled=False),
-          provider("usd", currencies=["USD"])]
+    ps = [
+        provider("eur", currencies=["EUR"]),
+        provider("any"),
+        provider("off", enabled=False),
+        provider("usd", currencies=["USD"]),
+    ]
     assert names(eligible(ps, currency="EUR", allowed=None)) == ["eur", "any"]
     assert names(eligible(ps, currency="EUR", allowed=["any", "usd"])) == ["any"]
     assert eligible(ps, currency="EUR", allowed=[]) == []

@@ -5,8 +5,8 @@ import json
 
 import pytest
 from payplane_core.ids import new_id
-from standardwebhooks import Webhook
 from simulator.rules import Outcome, outcome_for
+from standardwebhooks import Webhook
 
 from .conftest import SECRET
 
@@ -135,7 +135,7 @@ async def test_callback_is_retried_until_2xx_with_same_id(sim, receiver):
     assert len(ids) == 1
     for delivery in deliveries:
         verified(delivery)
-    log = (await sim.get("/v1/webhook-deliveries", params={"payment_id": body["payment_id"]}))
+    log = await sim.get("/v1/webhook-deliveries", params={"payment_id": body["payment_id"]})
     assert [d["status"] for d in log.json()["data"]] == [500, 503, 200]
 
 
@@ -162,5 +162,7 @@ async def test_bad_input_is_a_problem(sim):
     response = await sim.post("/v1/charges", json={"payment_id": "x", "amount": -1})
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"
-    response = await sim.post("/v1/charges", content=b"{not json", headers={"content-type": "application/json"})
+    response = await sim.post(
+        "/v1/charges", content=b"{not json", headers={"content-type": "application/json"}
+    )
     assert response.status_code == 400

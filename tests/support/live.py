@@ -24,8 +24,9 @@ def free_port() -> int:
 async def serve(app, port: int | None = None) -> AsyncIterator[str]:
     """Run ``app`` (lifespan included) on a real port; yields its base URL."""
     port = port or free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on",
-                            access_log=False)
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_config=None, lifespan="on", access_log=False
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     try:

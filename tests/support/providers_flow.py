@@ -23,14 +23,23 @@ def ingress_stand_in(webhooks_url: str) -> Starlette:
 
     async def forward(request: Request) -> Response:
         path = request.url.path
-        headers = {k: v for k, v in request.headers.items()
-                   if k not in ("host", "content-length") and not k.startswith("x-payplane-")}
-        headers |= signed_headers(SECRET, method="POST", path=path, caller="gateway",
-                                  request_id=request.headers.get("x-request-id", "req-ingress"),
-                                  scopes=[PROVIDER_SCOPE])
+        headers = {
+            k: v
+            for k, v in request.headers.items()
+            if k not in ("host", "content-length") and not k.startswith("x-payplane-")
+        }
+        headers |= signed_headers(
+            SECRET,
+            method="POST",
+            path=path,
+            caller="gateway",
+            request_id=request.headers.get("x-request-id", "req-ingress"),
+            scopes=[PROVIDER_SCOPE],
+        )
         upstream = await client.post(path, content=await request.body(), headers=headers)
-        return Response(upstream.content, upstream.status_code,
-                        media_type=upstream.headers.get("content-type"))
+        return Response(
+            upstream.content, upstream.status_code, media_type=upstream.headers.get("content-type")
+        )
 
     return Starlette(routes=[Route("/api/v1/payments/webhook", forward, methods=["POST"])])
 

@@ -26,16 +26,26 @@ async def payments_url():
 @pytest.fixture(scope="session")
 async def providers_url():
     url = await fresh_database("providers", "providers_webhooks")
-    app = providers_app(ProvidersSettings(
-        DATABASE_URL=url, INTERNAL_SIGNING_SECRETS=[SECRET], ENCRYPTION_KEYS=[ENCRYPTION_KEY],
-        REDIS_URL="redis://127.0.0.1:6379/2", CONSUMER_ENABLED=False, HEALTH_PROBE_SECONDS=60,
-    ))
+    app = providers_app(
+        ProvidersSettings(
+            DATABASE_URL=url,
+            INTERNAL_SIGNING_SECRETS=[SECRET],
+            ENCRYPTION_KEYS=[ENCRYPTION_KEY],
+            REDIS_URL="redis://127.0.0.1:6379/2",
+            CONSUMER_ENABLED=False,
+            HEALTH_PROBE_SECONDS=60,
+        )
+    )
     async with serve(app) as base:
         async with httpx.AsyncClient(base_url=base, auth=GatewayAuth(SECRET, caller="cli")) as c:
-            response = await c.put(f"/internal/v1/providers/{PROVIDER}", json={
-                "endpoint": "http://127.0.0.1:9", "api_key": "sk_test_webhooks",
-                "webhook_secret": PROVIDER_SECRET,
-            })
+            response = await c.put(
+                f"/internal/v1/providers/{PROVIDER}",
+                json={
+                    "endpoint": "http://127.0.0.1:9",
+                    "api_key": "sk_test_webhooks",
+                    "webhook_secret": PROVIDER_SECRET,
+                },
+            )
             assert response.status_code in (200, 201), response.text
         yield base
 
@@ -47,10 +57,14 @@ async def logs_url():
 
 @pytest.fixture(scope="session")
 async def app(logs_url, payments_url, providers_url):
-    app = create_app(Settings(
-        DATABASE_URL=logs_url, INTERNAL_SIGNING_SECRETS=[SECRET], PAYMENTS_URL=payments_url,
-        PROVIDERS_URL=providers_url,
-    ))
+    app = create_app(
+        Settings(
+            DATABASE_URL=logs_url,
+            INTERNAL_SIGNING_SECRETS=[SECRET],
+            PAYMENTS_URL=payments_url,
+            PROVIDERS_URL=providers_url,
+        )
+    )
     async with app.router.lifespan_context(app):
         yield app
 
@@ -59,7 +73,8 @@ async def app(logs_url, payments_url, providers_url):
 async def ingress(app):
     """Requests as the gateway forwards them: internally signed, no merchant."""
     async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://webhooks.test",
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://webhooks.test",
         auth=GatewayAuth(SECRET, merchant_id="", scopes=[PROVIDER_SCOPE], key_id=""),
     ) as client:
         yield client
@@ -68,7 +83,8 @@ async def ingress(app):
 @pytest.fixture
 async def operator(app):
     async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://webhooks.test",
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://webhooks.test",
         auth=GatewayAuth(SECRET, caller="cli", scopes=[], key_id=""),
     ) as client:
         yield client
@@ -77,8 +93,12 @@ async def operator(app):
 @pytest.fixture
 async def payments(payments_url):
     """A merchant's view of payments, and the providers service's internal view."""
-    async with httpx.AsyncClient(base_url=payments_url, auth=GatewayAuth(
-        SECRET, merchant_id="mer_webhooks_test")) as merchant, httpx.AsyncClient(
-        base_url=payments_url, auth=GatewayAuth(SECRET, caller="providers", scopes=[])
-    ) as internal:
+    async with (
+        httpx.AsyncClient(
+            base_url=payments_url, auth=GatewayAuth(SECRET, merchant_id="mer_webhooks_test")
+        ) as merchant,
+        httpx.AsyncClient(
+            base_url=payments_url, auth=GatewayAuth(SECRET, caller="providers", scopes=[])
+        ) as internal,
+    ):
         yield merchant, internal

@@ -15,13 +15,22 @@ HOOK = "/api/v1/payments/webhook"
 
 
 def event(payment_id: str, status: str = "succeeded", **data) -> dict:
-    return {"type": f"charge.{status}", "timestamp": datetime.now(UTC).isoformat(),
-            "data": {"id": "ch_1", "payment_id": payment_id, "status": status,
-                     "provider": PROVIDER} | data}
+    return {
+        "type": f"charge.{status}",
+        "timestamp": datetime.now(UTC).isoformat(),
+        "data": {"id": "ch_1", "payment_id": payment_id, "status": status, "provider": PROVIDER}
+        | data,
+    }
 
 
-def signed(body: dict | bytes, *, msg_id: str | None = None, secret: str = PROVIDER_SECRET,
-           at: float | None = None, provider: str | None = PROVIDER) -> tuple[bytes, dict]:
+def signed(
+    body: dict | bytes,
+    *,
+    msg_id: str | None = None,
+    secret: str = PROVIDER_SECRET,
+    at: float | None = None,
+    provider: str | None = PROVIDER,
+) -> tuple[bytes, dict]:
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
     msg_id = msg_id or f"msg_{time.time_ns()}"
     when = datetime.fromtimestamp(at if at is not None else time.time(), tz=UTC)
@@ -41,9 +50,15 @@ async def processing_payment(payments) -> str:
     created = await merchant.post("/api/v1/payments", json={"amount": 1200, "currency": "EUR"})
     assert created.status_code == 201, created.text
     payment_id = created.json()["id"]
-    moved = await internal.post(f"/internal/v1/payments/{payment_id}/events", json={
-        "type": "provider.accepted", "status": "processing", "source": "providers",
-        "provider": PROVIDER})
+    moved = await internal.post(
+        f"/internal/v1/payments/{payment_id}/events",
+        json={
+            "type": "provider.accepted",
+            "status": "processing",
+            "source": "providers",
+            "provider": PROVIDER,
+        },
+    )
     assert moved.status_code == 200, moved.text
     return payment_id
 
@@ -69,7 +84,10 @@ async def test_verified_outcome_reaches_payments(ingress, operator, payments):
     assert story["status"] == "succeeded"
     last = story["events"][-1]
     assert (last["type"], last["source"], last["detail"]["webhook_id"]) == (
-        "provider.webhook", "webhooks", headers["webhook-id"])
+        "provider.webhook",
+        "webhooks",
+        headers["webhook-id"],
+    )
     [row] = await logs(operator, payment_id=payment_id)
     assert (row["verdict"], row["handoff"], row["provider"]) == ("accepted", "done", PROVIDER)
     assert row["request_id"] == "req-test"
@@ -107,8 +125,7 @@ async def test_exact_replay_is_refused_and_audited(ingress, operator, payments):
     replay = await ingress.post(HOOK, content=raw, headers=headers)
     assert replay.status_code == 403
     assert replay.json()["reason"] == "replayed"
-    rejected = await logs(operator, webhook_id=headers["webhook-id"],
-                          verdict="rejected")
+    rejected = await logs(operator, webhook_id=headers["webhook-id"], verdict="rejected")
     assert [r["reason"] for r in rejected] == ["replayed"]
 
 
@@ -132,10 +149,16 @@ def forgeries(payment_id: str) -> dict[str, tuple[bytes, dict]]:
 
 
 EXPECTED_REASON = {
-    "unsigned": "unsigned", "no-signature": "unsigned", "other-secret": "bad-signature",
-    "tampered-body": "bad-signature", "stale": "stale", "future": "stale",
-    "unknown-provider": "unknown-provider", "garbage-signature": "bad-signature",
-    "no-comma-signature": "bad-signature", "bad-timestamp": "malformed-headers",
+    "unsigned": "unsigned",
+    "no-signature": "unsigned",
+    "other-secret": "bad-signature",
+    "tampered-body": "bad-signature",
+    "stale": "stale",
+    "future": "stale",
+    "unknown-provider": "unknown-provider",
+    "garbage-signature": "bad-signature",
+    "no-comma-signature": "bad-signature",
+    "bad-timestamp": "malformed-headers",
     "not-utf8": "bad-signature",
 }
 
@@ -150,7 +173,11 @@ async def test_forged_requests_get_403_and_are_audited(kind, ingress, operator, 
     assert response.headers["content-type"] == "application/problem+json"
     assert problem["reason"] == EXPECTED_REASON[kind]
     row = (await operator.get(f"/internal/v1/webhook-logs/{problem['log_id']}")).json()
-    assert (row["verdict"], row["reason"], row["handoff"]) == ("rejected", problem["reason"], "none")
+    assert (row["verdict"], row["reason"], row["handoff"]) == (
+        "rejected",
+        problem["reason"],
+        "none",
+    )
     assert (await tracking(payments, payment_id))["status"] == "processing"
 
 
@@ -169,15 +196,18 @@ async def test_signed_but_malformed_body_is_400(ingress, operator):
 
 async def test_outcome_before_processing_asks_provider_to_retry(ingress, operator, payments):
     merchant, internal = payments
-    payment_id = (await merchant.post("/api/v1/payments",
-                                      json={"amount": 900, "currency": "EUR"})).json()["id"]
+    payment_id = (
+        await merchant.post("/api/v1/payments", json={"amount": 900, "currency": "EUR"})
+    ).json()["id"]
     body = event(payment_id)
     raw, headers = signed(body, msg_id="msg_early_" + payment_id)
     early = await ingress.post(HOOK, content=raw, headers=headers)
     assert early.status_code == 503
     assert early.headers["retry-after"] == "1"
-    await internal.post(f"/internal/v1/payments/{payment_id}/events", json={
-        "type": "provider.accepted", "status": "processing", "source": "providers"})
+    await internal.post(
+        f"/internal/v1/payments/{payment_id}/events",
+        json={"type": "provider.accepted", "status": "processing", "source": "providers"},
+    )
     raw, headers = signed(body, msg_id="msg_early_" + payment_id, at=time.time() + 1)
     retried = await ingress.post(HOOK, content=raw, headers=headers)
     assert retried.status_code == 200
@@ -207,8 +237,9 @@ async def test_credentials_are_never_stored(ingress, operator, payments):
 
 
 async def test_direct_access_without_gateway_signature_is_refused(app):
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://webhooks.test") as anonymous:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://webhooks.test"
+    ) as anonymous:
         raw, headers = signed(event("pay_x"))
         response = await anonymous.post(HOOK, content=raw, headers=headers)
     assert response.status_code == 401
@@ -223,18 +254,23 @@ async def test_audit_api_filters_and_paginates(ingress, operator, payments):
     query = {"since": since, "verdict": "rejected", "provider": PROVIDER, "limit": 2}
     page = (await operator.get("/internal/v1/webhook-logs", params=query)).json()
     assert (len(page["data"]), page["has_more"]) == (2, True)
-    second = (await operator.get("/internal/v1/webhook-logs", params=query | {
-        "starting_after": page["next_cursor"]})).json()
+    second = (
+        await operator.get(
+            "/internal/v1/webhook-logs", params=query | {"starting_after": page["next_cursor"]}
+        )
+    ).json()
     assert (len(second["data"]), second["has_more"]) == (1, False)
     ids = [r["id"] for r in page["data"] + second["data"]]
     assert len(set(ids)) == 3
     stamps = [r["received_at"] for r in page["data"] + second["data"]]
     assert stamps == sorted(stamps, reverse=True)
     assert all(r["reason"] == "bad-signature" for r in page["data"])
-    assert (await operator.get("/internal/v1/webhook-logs",
-                               params={"verdict": "bogus"})).status_code == 422
-    assert (await operator.get("/internal/v1/webhook-logs",
-                               params={"starting_after": "whl_nope"})).status_code == 404
+    assert (
+        await operator.get("/internal/v1/webhook-logs", params={"verdict": "bogus"})
+    ).status_code == 422
+    assert (
+        await operator.get("/internal/v1/webhook-logs", params={"starting_after": "whl_nope"})
+    ).status_code == 404
     assert (await operator.get("/internal/v1/webhook-logs/whl_nope")).status_code == 404
 
 

@@ -1,5 +1,4 @@
 from payplane_core.migrations import run_env
-
 from webhooks.models import Base
 
 run_env(Base.metadata)

@@ -29,8 +29,13 @@ def parse_payment(body: bytes) -> dict[str, Any]:
     try:
         event = json.loads(body)
         payment = event["data"]
-        fields = (payment["id"], payment["merchant_id"], payment["amount"], payment["currency"],
-                  payment["status"])
+        fields = (
+            payment["id"],
+            payment["merchant_id"],
+            payment["amount"],
+            payment["currency"],
+            payment["status"],
+        )
     except (ValueError, KeyError, TypeError) as exc:
         raise BadMessage(f"not a payment event: {type(exc).__name__}") from None
     if not isinstance(fields[2], int) or isinstance(fields[2], bool) or fields[2] <= 0:
@@ -45,8 +50,10 @@ async def handle(deps: FlowDeps, message: AbstractIncomingMessage, *, retry_dela
         try:
             payment = parse_payment(message.body)
         except BadMessage as exc:
-            log.error("dropping malformed message", extra={"message_id": message.message_id,
-                                                           "error": str(exc)})
+            log.error(
+                "dropping malformed message",
+                extra={"message_id": message.message_id, "error": str(exc)},
+            )
             await message.reject(requeue=False)
             return
         if payment["status"] != "pending":
@@ -55,8 +62,9 @@ async def handle(deps: FlowDeps, message: AbstractIncomingMessage, *, retry_dela
         try:
             await route_payment(deps, payment=payment)
         except (RetryLater, Unavailable) as exc:
-            log.warning("payment routing postponed",
-                        extra={"payment_id": payment["id"], "reason": str(exc)})
+            log.warning(
+                "payment routing postponed", extra={"payment_id": payment["id"], "reason": str(exc)}
+            )
             await asyncio.sleep(retry_delay)
             await message.nack(requeue=True)
             return
@@ -79,7 +87,9 @@ async def declare(channel: aio_pika.abc.AbstractChannel, settings: Settings):
     return exchange, queue
 
 
-async def consume(deps: FlowDeps, settings: Settings, *, ready: asyncio.Event | None = None) -> None:
+async def consume(
+    deps: FlowDeps, settings: Settings, *, ready: asyncio.Event | None = None
+) -> None:
     """Run until cancelled; ``connect_robust`` reconnects and re-consumes after a broker restart."""
     connection = await aio_pika.connect_robust(settings.AMQP_URL)
     tasks: set[asyncio.Task] = set()

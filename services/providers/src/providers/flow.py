@@ -28,7 +28,8 @@ from providers.provider_client import CallOutcome, Resolution, Result
 log = logging.getLogger(__name__)
 
 ATTEMPTS = Counter(
-    "payplane_provider_attempts_total", "Charge attempts by provider and result",
+    "payplane_provider_attempts_total",
+    "Charge attempts by provider and result",
     ["provider", "result"],
 )
 ROUTED = Counter("payplane_payments_routed_total", "Routing decisions", ["outcome"])
@@ -67,7 +68,9 @@ def breaker_for(deps: FlowDeps, provider: Provider) -> CircuitBreaker:
 async def payment_lock(engine: AsyncEngine, payment_id: str) -> AsyncIterator[None]:
     """One worker per payment across replicas (a PostgreSQL advisory lock held while routing)."""
     async with engine.connect() as conn:
-        got = await conn.scalar(text("SELECT pg_try_advisory_lock(hashtext(:p))"), {"p": payment_id})
+        got = await conn.scalar(
+            text("SELECT pg_try_advisory_lock(hashtext(:p))"), {"p": payment_id}
+        )
         if not got:
             raise RetryLater("another worker is routing this payment")
         try:
@@ -91,9 +94,11 @@ async def route_payment(deps: FlowDeps, *, payment: dict[str, Any]) -> Routing:
 async def _decide(deps: FlowDeps, *, payment: dict[str, Any]) -> Routing:
     payment_id = payment["id"]
     async with deps.sessions() as session:
-        earlier = list(await session.scalars(
-            select(Attempt).where(Attempt.payment_id == payment_id).order_by(Attempt.number)
-        ))
+        earlier = list(
+            await session.scalars(
+                select(Attempt).where(Attempt.payment_id == payment_id).order_by(Attempt.number)
+            )
+        )
         providers = {p.name: p for p in await registry.list_providers(session)}
 
     accepted = next((a for a in earlier if a.state == "accepted"), None)
@@ -127,9 +132,13 @@ async def _decide(deps: FlowDeps, *, payment: dict[str, Any]) -> Routing:
         if state.open:
             ATTEMPTS.labels(provider.name, "circuit_open").inc()
             await deps.payments.report(
-                payment_id, type_="provider.skipped",
-                detail={"provider": provider.name, "reason": "circuit_open",
-                        "retry_after_seconds": round(state.retry_after_seconds, 1)},
+                payment_id,
+                type_="provider.skipped",
+                detail={
+                    "provider": provider.name,
+                    "reason": "circuit_open",
+                    "retry_after_seconds": round(state.retry_after_seconds, 1),
+                },
             )
             continue
         number += 1
@@ -147,7 +156,10 @@ async def _attempt(
     secrets = registry.secrets_of(provider, box=deps.box)
     attempt_id = await _start_attempt(deps, payment_id, provider.name, number)
     outcome = await provider_client.charge(
-        deps.http, endpoint=provider.endpoint, api_key=secrets.api_key, payment=payment,
+        deps.http,
+        endpoint=provider.endpoint,
+        api_key=secrets.api_key,
+        payment=payment,
         timeout_seconds=provider.timeout_ms / 1000,
     )
     ATTEMPTS.labels(provider.name, outcome.result.value).inc()
@@ -156,31 +168,54 @@ async def _attempt(
             log.warning("provider circuit opened", extra={"provider": provider.name})
     if outcome.result is Result.ACCEPTED:
         await breaker.record_success()
-        await _finish_attempt(deps, attempt_id, state="accepted", charge=outcome.charge,
-                              http_status=outcome.http_status)
+        await _finish_attempt(
+            deps,
+            attempt_id,
+            state="accepted",
+            charge=outcome.charge,
+            http_status=outcome.http_status,
+        )
         return True
     if outcome.result is Result.AMBIGUOUS:
         resolution, charge = await _cancel(deps, provider, payment_id)
         if resolution is Resolution.CHARGED:
-            await _finish_attempt(deps, attempt_id, state="accepted", charge=charge,
-                                  error=f"{outcome.error}; charge confirmed afterwards")
+            await _finish_attempt(
+                deps,
+                attempt_id,
+                state="accepted",
+                charge=charge,
+                error=f"{outcome.error}; charge confirmed afterwards",
+            )
             return True
         if resolution is Resolution.UNKNOWN:
             await _finish_attempt(deps, attempt_id, state="unknown", error=outcome.error)
-            await deps.payments.report(payment_id, type_="provider.attempt_unresolved",
-                                       detail=_detail(provider, number, outcome, charged=None))
+            await deps.payments.report(
+                payment_id,
+                type_="provider.attempt_unresolved",
+                detail=_detail(provider, number, outcome, charged=None),
+            )
             raise RetryLater(f"{provider.name} timed out and the cancel was not confirmed")
-        await _finish_attempt(deps, attempt_id, state="canceled",
-                              error=f"{outcome.error}; canceled", http_status=outcome.http_status)
+        await _finish_attempt(
+            deps,
+            attempt_id,
+            state="canceled",
+            error=f"{outcome.error}; canceled",
+            http_status=outcome.http_status,
+        )
         await deps.payments.report(
-            payment_id, type_="provider.attempt_failed",
+            payment_id,
+            type_="provider.attempt_failed",
             detail=_detail(provider, number, outcome, charged=False) | {"canceled": True},
         )
         return False
-    await _finish_attempt(deps, attempt_id, state="failed", error=outcome.error,
-                          http_status=outcome.http_status)
-    await deps.payments.report(payment_id, type_="provider.attempt_failed",
-                               detail=_detail(provider, number, outcome, charged=False))
+    await _finish_attempt(
+        deps, attempt_id, state="failed", error=outcome.error, http_status=outcome.http_status
+    )
+    await deps.payments.report(
+        payment_id,
+        type_="provider.attempt_failed",
+        detail=_detail(provider, number, outcome, charged=False),
+    )
     return False
 
 
@@ -198,7 +233,10 @@ def _detail(provider: Provider, number: int, outcome: CallOutcome, *, charged: b
 async def _cancel(deps: FlowDeps, provider: Provider, payment_id: str):
     secrets = registry.secrets_of(provider, box=deps.box)
     return await provider_client.cancel(
-        deps.http, endpoint=provider.endpoint, api_key=secrets.api_key, payment_id=payment_id,
+        deps.http,
+        endpoint=provider.endpoint,
+        api_key=secrets.api_key,
+        payment_id=payment_id,
         timeout_seconds=provider.timeout_ms / 1000,
     )
 
@@ -207,16 +245,26 @@ async def _start_attempt(deps: FlowDeps, payment_id: str, provider: str, number:
     # Committed before the call: if this worker dies mid-call, the next one sees a "sending"
     # attempt and settles it with the provider before trying anyone else.
     async with deps.sessions.begin() as session:
-        attempt = Attempt(payment_id=payment_id, number=number, provider=provider,
-                          state="sending", started_at=datetime.now(UTC))
+        attempt = Attempt(
+            payment_id=payment_id,
+            number=number,
+            provider=provider,
+            state="sending",
+            started_at=datetime.now(UTC),
+        )
         session.add(attempt)
         await session.flush()
         return attempt.id
 
 
 async def _finish_attempt(
-    deps: FlowDeps, attempt_id: int, *, state: str, charge: dict | None = None,
-    error: str | None = None, http_status: int | None = None,
+    deps: FlowDeps,
+    attempt_id: int,
+    *,
+    state: str,
+    charge: dict | None = None,
+    error: str | None = None,
+    http_status: int | None = None,
 ) -> None:
     async with deps.sessions.begin() as session:
         attempt = await session.get(Attempt, attempt_id)
@@ -231,8 +279,13 @@ async def _decide_once(
     deps: FlowDeps, payment_id: str, outcome: str, provider: str | None, reason: str | None
 ) -> Routing:
     async with deps.sessions.begin() as session:
-        decided = Routing(payment_id=payment_id, outcome=outcome, provider=provider,
-                          reason=reason, decided_at=datetime.now(UTC))
+        decided = Routing(
+            payment_id=payment_id,
+            outcome=outcome,
+            provider=provider,
+            reason=reason,
+            decided_at=datetime.now(UTC),
+        )
         session.add(decided)
     ROUTED.labels(outcome).inc()
     return decided
@@ -243,20 +296,29 @@ async def _report_decision(deps: FlowDeps, decided: Routing) -> None:
     if decided.outcome == "accepted":
         async with deps.sessions() as session:
             attempt = await session.scalar(
-                select(Attempt).where(Attempt.payment_id == decided.payment_id,
-                                      Attempt.state == "accepted")
+                select(Attempt).where(
+                    Attempt.payment_id == decided.payment_id, Attempt.state == "accepted"
+                )
             )
             attempts = await session.scalar(
                 select(func.count()).where(Attempt.payment_id == decided.payment_id)
             )
         await deps.payments.report(
-            decided.payment_id, type_="provider.accepted", status="processing",
+            decided.payment_id,
+            type_="provider.accepted",
+            status="processing",
             provider=decided.provider,
-            detail={"provider": decided.provider, "attempt": attempt.number if attempt else None,
-                    "charge_id": attempt.charge_id if attempt else None, "attempts": attempts},
+            detail={
+                "provider": decided.provider,
+                "attempt": attempt.number if attempt else None,
+                "charge_id": attempt.charge_id if attempt else None,
+                "attempts": attempts,
+            },
         )
     else:
         await deps.payments.report(
-            decided.payment_id, type_="routing.failed", status="failed",
+            decided.payment_id,
+            type_="routing.failed",
+            status="failed",
             detail={"reason": decided.reason},
         )

@@ -26,8 +26,12 @@ async def probe_once(http: httpx.AsyncClient, sessions: async_sessionmaker) -> d
 
 
 async def probe_forever(
-    http: httpx.AsyncClient, sessions: async_sessionmaker, unhealthy: set[str], health: dict,
-    *, every: float,
+    http: httpx.AsyncClient,
+    sessions: async_sessionmaker,
+    unhealthy: set[str],
+    health: dict,
+    *,
+    every: float,
 ) -> None:
     while True:
         try:

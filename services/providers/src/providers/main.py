@@ -46,21 +46,38 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             _internal_client(settings, settings.MERCHANTS_URL) if settings.MERCHANTS_URL else None
         )
         flow = FlowDeps(
-            engine=engine, sessions=sessions, redis=redis, http=to_providers,
-            payments=PaymentsClient(payments_http), merchants=MerchantsClient(merchants_http),
-            box=SecretBox(settings.ENCRYPTION_KEYS), breaker_prefix=settings.BREAKER_PREFIX,
-            breaker_window_seconds=settings.BREAKER_WINDOW_SECONDS, unhealthy=set(), health={},
+            engine=engine,
+            sessions=sessions,
+            redis=redis,
+            http=to_providers,
+            payments=PaymentsClient(payments_http),
+            merchants=MerchantsClient(merchants_http),
+            box=SecretBox(settings.ENCRYPTION_KEYS),
+            breaker_prefix=settings.BREAKER_PREFIX,
+            breaker_window_seconds=settings.BREAKER_WINDOW_SECONDS,
+            unhealthy=set(),
+            health={},
         )
         app.state.engine, app.state.sessions, app.state.redis = engine, sessions, redis
         app.state.flow = flow
         app.state.consumer_ready = asyncio.Event()
-        tasks = [asyncio.create_task(health.probe_forever(
-            to_providers, sessions, flow.unhealthy, flow.health, every=settings.HEALTH_PROBE_SECONDS
-        ))]
+        tasks = [
+            asyncio.create_task(
+                health.probe_forever(
+                    to_providers,
+                    sessions,
+                    flow.unhealthy,
+                    flow.health,
+                    every=settings.HEALTH_PROBE_SECONDS,
+                )
+            )
+        ]
         if settings.CONSUMER_ENABLED:
-            tasks.append(asyncio.create_task(
-                consumer.consume(flow, settings, ready=app.state.consumer_ready)
-            ))
+            tasks.append(
+                asyncio.create_task(
+                    consumer.consume(flow, settings, ready=app.state.consumer_ready)
+                )
+            )
         app.state.tasks = tasks
         try:
             yield

@@ -37,8 +37,10 @@ class PaymentsClient:
         except httpx.HTTPError as exc:
             raise Unavailable(f"payments unreachable: {type(exc).__name__}") from None
         if response.status_code == 409:
-            log.warning("payments refused the transition",
-                        extra={"payment_id": payment_id, "event": type_, "answer": response.text[:300]})
+            log.warning(
+                "payments refused the transition",
+                extra={"payment_id": payment_id, "event": type_, "answer": response.text[:300]},
+            )
             return False
         if response.status_code >= 500 or response.status_code in (401, 429):
             raise Unavailable(f"payments answered {response.status_code}")

@@ -58,7 +58,11 @@ def _charge_body(payment: dict[str, Any]) -> dict[str, Any]:
 
 
 async def charge(
-    http: httpx.AsyncClient, *, endpoint: str, api_key: str, payment: dict[str, Any],
+    http: httpx.AsyncClient,
+    *,
+    endpoint: str,
+    api_key: str,
+    payment: dict[str, Any],
     timeout_seconds: float,
 ) -> CallOutcome:
     try:
@@ -85,7 +89,11 @@ async def charge(
 
 
 async def cancel(
-    http: httpx.AsyncClient, *, endpoint: str, api_key: str, payment_id: str,
+    http: httpx.AsyncClient,
+    *,
+    endpoint: str,
+    api_key: str,
+    payment_id: str,
     timeout_seconds: float,
 ) -> tuple[Resolution, dict[str, Any] | None]:
     try:

@@ -79,8 +79,15 @@ async def deliver(
         except httpx.HTTPError as exc:
             error = type(exc).__name__
         ledger.deliveries.append(
-            Delivery(msg_id, charge.payment_id, event["type"], attempt, status, error,
-                     datetime.now(UTC).isoformat())
+            Delivery(
+                msg_id,
+                charge.payment_id,
+                event["type"],
+                attempt,
+                status,
+                error,
+                datetime.now(UTC).isoformat(),
+            )
         )
         if status is not None and 200 <= status < 300:
             return True

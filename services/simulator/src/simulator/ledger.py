@@ -76,7 +76,9 @@ class Ledger:
     charges_made: int = 0  # charges that moved money: the "exactly one charge" count
     requests_seen: int = 0  # every authenticated POST /v1/charges, refused ones included
 
-    def new_charge(self, *, payment_id: str, amount: int, currency: str, outcome: Outcome) -> Charge:
+    def new_charge(
+        self, *, payment_id: str, amount: int, currency: str, outcome: Outcome
+    ) -> Charge:
         charge = Charge(
             id=new_id("ch"),
             payment_id=payment_id,

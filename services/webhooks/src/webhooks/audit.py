@@ -27,8 +27,10 @@ async def search(
 ) -> tuple[list[WebhookLog], bool]:
     query = select(WebhookLog)
     for column, value in (
-        (WebhookLog.provider, provider), (WebhookLog.verdict, verdict),
-        (WebhookLog.reason, reason), (WebhookLog.payment_id, payment_id),
+        (WebhookLog.provider, provider),
+        (WebhookLog.verdict, verdict),
+        (WebhookLog.reason, reason),
+        (WebhookLog.payment_id, payment_id),
         (WebhookLog.webhook_id, webhook_id),
     ):
         if value is not None:
@@ -41,8 +43,9 @@ async def search(
         cursor = await session.get(WebhookLog, starting_after)
         if cursor is None:
             raise CursorNotFound(starting_after)
-        query = query.where(tuple_(WebhookLog.received_at, WebhookLog.id)
-                            < tuple_(cursor.received_at, cursor.id))
+        query = query.where(
+            tuple_(WebhookLog.received_at, WebhookLog.id) < tuple_(cursor.received_at, cursor.id)
+        )
     query = query.order_by(WebhookLog.received_at.desc(), WebhookLog.id.desc()).limit(limit + 1)
     rows = list(await session.scalars(query))
     return rows[:limit], len(rows) > limit

@@ -23,12 +23,16 @@ from webhooks.models import WebhookLog
 
 log = logging.getLogger(__name__)
 
-RECEIVED = Counter("payplane_provider_webhooks_total", "Provider webhooks by verdict and reason",
-                   ["verdict", "reason"])
+RECEIVED = Counter(
+    "payplane_provider_webhooks_total",
+    "Provider webhooks by verdict and reason",
+    ["verdict", "reason"],
+)
 
 # Headers never stored: credentials of any kind (the gateway's internal signature included).
-REDACTED = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key",
-                      "x-payplane-signature"})
+REDACTED = frozenset(
+    {"authorization", "proxy-authorization", "cookie", "x-api-key", "x-payplane-signature"}
+)
 # A provider event type → the payment status it reports (others are timeline steps only).
 STATUS_OF = {"charge.succeeded": "succeeded", "charge.failed": "failed"}
 FINISHED = frozenset({"done", "conflict", "unknown_payment"})
@@ -43,12 +47,20 @@ class Answer:
 
 
 def safe_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    return {k.lower(): ("[redacted]" if k.lower() in REDACTED else v[:1000])
-            for k, v in headers.items()}
+    return {
+        k.lower(): ("[redacted]" if k.lower() in REDACTED else v[:1000]) for k, v in headers.items()
+    }
 
 
-def _row(*, headers: Mapping[str, str], raw: bytes, request_id: str, verdict: str,
-         reason: str | None = None, verified: verification.Verified | None = None) -> dict:
+def _row(
+    *,
+    headers: Mapping[str, str],
+    raw: bytes,
+    request_id: str,
+    verdict: str,
+    reason: str | None = None,
+    verified: verification.Verified | None = None,
+) -> dict:
     event = verified.event if verified else {}
     return dict(
         id=new_id("whl"),
@@ -56,8 +68,9 @@ def _row(*, headers: Mapping[str, str], raw: bytes, request_id: str, verdict: st
         request_id=request_id,
         provider=verified.provider if verified else headers.get(verification.PROVIDER_HEADER),
         webhook_id=(verified.webhook_id if verified else headers.get("webhook-id") or None),
-        webhook_timestamp=(verified.timestamp if verified
-                           else verification.claimed_timestamp(headers)),
+        webhook_timestamp=(
+            verified.timestamp if verified else verification.claimed_timestamp(headers)
+        ),
         verdict=verdict,
         reason=reason,
         event_type=event.get("type"),
@@ -84,18 +97,22 @@ async def receive(
     tolerance_seconds: int,
 ) -> Answer:
     try:
-        verified = verification.verify(raw, headers, secrets=secrets,
-                                       tolerance_seconds=tolerance_seconds)
+        verified = verification.verify(
+            raw, headers, secrets=secrets, tolerance_seconds=tolerance_seconds
+        )
     except verification.Rejected as exc:
         return await _reject(sessions, headers, raw, request_id, exc.reason, exc.detail)
 
-    values = _row(headers=headers, raw=raw, request_id=request_id, verdict="accepted",
-                  verified=verified)
+    values = _row(
+        headers=headers, raw=raw, request_id=request_id, verdict="accepted", verified=verified
+    )
     async with sessions.begin() as session:
         inserted = await session.scalar(
-            insert(WebhookLog).values(**values)
-            .on_conflict_do_nothing(index_elements=["provider", "webhook_id"],
-                                    index_where=text("verdict = 'accepted'"))
+            insert(WebhookLog)
+            .values(**values)
+            .on_conflict_do_nothing(
+                index_elements=["provider", "webhook_id"], index_where=text("verdict = 'accepted'")
+            )
             .returning(WebhookLog.id)
         )
     if inserted is not None:
@@ -103,13 +120,22 @@ async def receive(
         return await _hand_off(sessions, payments, inserted, verified)
 
     async with sessions() as session:
-        original = await session.scalar(select(WebhookLog).where(
-            WebhookLog.provider == verified.provider, WebhookLog.webhook_id == verified.webhook_id,
-            WebhookLog.verdict == "accepted",
-        ))
+        original = await session.scalar(
+            select(WebhookLog).where(
+                WebhookLog.provider == verified.provider,
+                WebhookLog.webhook_id == verified.webhook_id,
+                WebhookLog.verdict == "accepted",
+            )
+        )
     if original.webhook_timestamp == verified.timestamp and original.handoff in FINISHED:
-        return await _reject(sessions, headers, raw, request_id, "replayed",
-                             f"This exact message was already received as {original.id}.")
+        return await _reject(
+            sessions,
+            headers,
+            raw,
+            request_id,
+            "replayed",
+            f"This exact message was already received as {original.id}.",
+        )
     values |= {"verdict": "duplicate", "reason": f"duplicate-of:{original.id}", "handoff": "none"}
     await _insert(sessions, values)
     RECEIVED.labels("duplicate", "").inc()
@@ -120,8 +146,9 @@ async def receive(
 
 
 async def _reject(sessions, headers, raw, request_id, reason, detail) -> Answer:
-    values = _row(headers=headers, raw=raw, request_id=request_id, verdict="rejected",
-                  reason=reason)
+    values = _row(
+        headers=headers, raw=raw, request_id=request_id, verdict="rejected", reason=reason
+    )
     await _insert(sessions, values)
     RECEIVED.labels("rejected", reason).inc()
     status = 400 if reason == "malformed-body" else 403
@@ -129,7 +156,9 @@ async def _reject(sessions, headers, raw, request_id, reason, detail) -> Answer:
 
 
 async def _hand_off(
-    sessions: async_sessionmaker, payments: httpx.AsyncClient, log_id: str,
+    sessions: async_sessionmaker,
+    payments: httpx.AsyncClient,
+    log_id: str,
     verified: verification.Verified,
 ) -> Answer:
     """Report the outcome to payments (a repeated status is a no-op there)."""
@@ -150,8 +179,9 @@ async def _hand_off(
     if status := STATUS_OF.get(event["type"]):
         body["status"] = status
     try:
-        response = await payments.post(f"/internal/v1/payments/{data['payment_id']}/events",
-                                       json=body)
+        response = await payments.post(
+            f"/internal/v1/payments/{data['payment_id']}/events", json=body
+        )
     except httpx.HTTPError as exc:
         await _mark(sessions, log_id, "pending", f"payments unreachable: {type(exc).__name__}")
         return _retry_later(log_id, "payments is unreachable")
@@ -166,8 +196,10 @@ async def _hand_off(
         return _retry_later(log_id, "the payment has not reached processing yet")
     if response.status_code in (409, 422):  # retrying cannot help: keep it for an operator
         await _mark(sessions, log_id, "conflict", response.text[:1000])
-        log.error("provider outcome conflicts with the payment",
-                  extra={"log_id": log_id, "answer": response.text[:300]})
+        log.error(
+            "provider outcome conflicts with the payment",
+            extra={"log_id": log_id, "answer": response.text[:300]},
+        )
         return Answer(200, {"received": True, "duplicate": False, "log_id": log_id})
     if response.status_code == 404:
         await _mark(sessions, log_id, "unknown_payment", None)
@@ -177,11 +209,17 @@ async def _hand_off(
 
 
 def _retry_later(log_id: str, detail: str) -> Answer:
-    return Answer(503, {"log_id": log_id, "detail": detail}, reason="retry-later",
-                  headers={"Retry-After": "1"})
+    return Answer(
+        503,
+        {"log_id": log_id, "detail": detail},
+        reason="retry-later",
+        headers={"Retry-After": "1"},
+    )
 
 
-async def _mark(sessions: async_sessionmaker, log_id: str, handoff: str, detail: str | None) -> None:
+async def _mark(
+    sessions: async_sessionmaker, log_id: str, handoff: str, detail: str | None
+) -> None:
     async with sessions.begin() as session:
         row = await session.get(WebhookLog, log_id, with_for_update=True)
         row.handoff = handoff

@@ -32,7 +32,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.payments = internal_client(settings.PAYMENTS_URL)
         providers = internal_client(settings.PROVIDERS_URL)
         app.state.provider_secrets = ProviderSecrets(
-            providers, ttl=settings.PROVIDER_SECRETS_TTL_SECONDS,
+            providers,
+            ttl=settings.PROVIDER_SECRETS_TTL_SECONDS,
             min_refresh=settings.PROVIDER_SECRETS_MIN_REFRESH_SECONDS,
         )
         yield

@@ -89,8 +89,10 @@ def _parse(raw: bytes) -> dict[str, Any]:
     except ValueError:
         raise Rejected("malformed-body", "The signed body is not JSON.") from None
     data = event.get("data") if isinstance(event, dict) else None
-    if not isinstance(event.get("type") if data is not None else None, str) or not isinstance(
-        data, dict
-    ) or not isinstance(data.get("payment_id"), str):
+    if (
+        not isinstance(event.get("type") if data is not None else None, str)
+        or not isinstance(data, dict)
+        or not isinstance(data.get("payment_id"), str)
+    ):
         raise Rejected("malformed-body", "The event lacks type or data.payment_id.")
     return event

@@ -59,8 +59,9 @@ def simulator_env(name: str) -> Callable[[Any], dict[str, str]]:
 
 def _client(stack) -> httpx.Client:
     secret = stack.secrets()["INTERNAL_SIGNING_SECRETS"].split(",")[0]
-    return httpx.Client(base_url=stack.url("providers"), auth=InternalSigner(secret, caller="cli"),
-                        timeout=10)
+    return httpx.Client(
+        base_url=stack.url("providers"), auth=InternalSigner(secret, caller="cli"), timeout=10
+    )
 
 
 def _call(stack, method: str, path: str, **kwargs: Any) -> dict:
@@ -68,8 +69,10 @@ def _call(stack, method: str, path: str, **kwargs: Any) -> dict:
         with _client(stack) as client:
             response = client.request(method, path, **kwargs)
     except httpx.HTTPError as exc:
-        raise ProviderError(f"the providers service at {stack.url('providers')} is not reachable "
-                            f"({type(exc).__name__}); is the platform up?") from None
+        raise ProviderError(
+            f"the providers service at {stack.url('providers')} is not reachable "
+            f"({type(exc).__name__}); is the platform up?"
+        ) from None
     if not response.is_success:
         try:
             detail = response.json().get("detail")
@@ -95,10 +98,17 @@ def register_simulators(stack) -> None:
     for name, (port, priority) in SIMULATORS.items():
         creds = simulator_credentials(stack, name)
         register_provider(
-            stack, name=name, display_name=f"Simulator {name}",
-            endpoint=f"http://127.0.0.1:{stack.port(port)}", api_key=creds["api_key"],
-            webhook_secret=creds["webhook_secret"], priority=priority, weight=1,
-            timeout_ms=2000, failure_threshold=5, open_seconds=30,
+            stack,
+            name=name,
+            display_name=f"Simulator {name}",
+            endpoint=f"http://127.0.0.1:{stack.port(port)}",
+            api_key=creds["api_key"],
+            webhook_secret=creds["webhook_secret"],
+            priority=priority,
+            weight=1,
+            timeout_ms=2000,
+            failure_threshold=5,
+            open_seconds=30,
         )
 
 
@@ -106,7 +116,9 @@ def _csv(value: str) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()]
 
 
-def register(sub: argparse._SubParsersAction, stack_of: Callable[[argparse.Namespace], Any]) -> None:
+def register(
+    sub: argparse._SubParsersAction, stack_of: Callable[[argparse.Namespace], Any]
+) -> None:
     provider = sub.add_parser("provider", help="manage payment providers of the running platform")
     actions = provider.add_subparsers(dest="provider_command", required=True)
     add = actions.add_parser("register", help="create or update a provider (idempotent)")
@@ -124,10 +136,17 @@ def register(sub: argparse._SubParsersAction, stack_of: Callable[[argparse.Names
 
     def cmd_register(args: argparse.Namespace) -> int:
         out = register_provider(
-            stack_of(args), name=args.name, endpoint=args.endpoint, api_key=args.api_key,
-            webhook_secret=args.webhook_secret, display_name=args.display_name,
-            priority=args.priority, weight=args.weight, currencies=args.currencies,
-            timeout_ms=args.timeout_ms, failure_threshold=args.failure_threshold,
+            stack_of(args),
+            name=args.name,
+            endpoint=args.endpoint,
+            api_key=args.api_key,
+            webhook_secret=args.webhook_secret,
+            display_name=args.display_name,
+            priority=args.priority,
+            weight=args.weight,
+            currencies=args.currencies,
+            timeout_ms=args.timeout_ms,
+            failure_threshold=args.failure_threshold,
             open_seconds=args.open_seconds,
         )
         print(json.dumps(out, indent=2))
@@ -140,4 +159,5 @@ def register(sub: argparse._SubParsersAction, stack_of: Callable[[argparse.Names
         return 0
 
     actions.add_parser("list", help="registered providers with circuit state").set_defaults(
-        func=cmd_list)
+        func=cmd_list
+    )

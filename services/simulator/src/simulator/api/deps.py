@@ -24,11 +24,19 @@ async def require_api_key(
     settings: Settings = request.app.state.settings
     scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not token:
-        raise Problem(401, "missing-api-key", "Send the provider API key as a Bearer token.",
-                      headers={"WWW-Authenticate": "Bearer"})
+        raise Problem(
+            401,
+            "missing-api-key",
+            "Send the provider API key as a Bearer token.",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     if not hmac.compare_digest(token.encode(), settings.SIM_API_KEY.encode()):
-        raise Problem(401, "invalid-api-key", "The API key is not valid.",
-                      headers={"WWW-Authenticate": "Bearer"})
+        raise Problem(
+            401,
+            "invalid-api-key",
+            "The API key is not valid.",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]

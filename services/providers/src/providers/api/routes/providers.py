@@ -46,11 +46,14 @@ async def webhook_secrets(caller: Caller, sessions: Sessions, flow: Flow) -> Web
         raise Problem(403, "not-allowed", f"Caller {caller} may not read provider secrets.")
     async with sessions() as session:
         providers = await registry.list_providers(session, enabled_only=True)
-    return WebhookSecrets(data=[
-        WebhookSecret(name=p.name,
-                      webhook_secret=registry.secrets_of(p, box=flow.box).webhook_secret)
-        for p in providers
-    ])
+    return WebhookSecrets(
+        data=[
+            WebhookSecret(
+                name=p.name, webhook_secret=registry.secrets_of(p, box=flow.box).webhook_secret
+            )
+            for p in providers
+        ]
+    )
 
 
 @router.put("/{name}", response_model=ProviderOut)
@@ -62,11 +65,19 @@ async def put_provider(
         currencies = body.currency_list()
         async with sessions.begin() as session:
             provider, created = await registry.register_provider(
-                session, box=flow.box, name=name, endpoint=str(body.endpoint),
-                api_key=body.api_key, webhook_secret=body.webhook_secret,
-                display_name=body.display_name, priority=body.priority, weight=body.weight,
-                currencies=currencies, timeout_ms=body.timeout_ms,
-                failure_threshold=body.failure_threshold, open_seconds=body.open_seconds,
+                session,
+                box=flow.box,
+                name=name,
+                endpoint=str(body.endpoint),
+                api_key=body.api_key,
+                webhook_secret=body.webhook_secret,
+                display_name=body.display_name,
+                priority=body.priority,
+                weight=body.weight,
+                currencies=currencies,
+                timeout_ms=body.timeout_ms,
+                failure_threshold=body.failure_threshold,
+                open_seconds=body.open_seconds,
                 enabled=body.enabled,
             )
     except ValueError as exc:

@@ -2,7 +2,7 @@
 
 import asyncio
 import random
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
@@ -37,12 +37,18 @@ def _background(request: Request, coro) -> None:
 def _existing_answer(charge: Charge, body: ChargeIn) -> JSONResponse:
     """A repeat of a known payment id: replay, never a second charge."""
     if charge.status in NOT_CHARGED:  # in flight, canceled (or a cancel's tombstone), abandoned
-        raise Problem(409, "charge-not-processed",
-                      f"This payment's charge is {charge.status}; it will not be charged.",
-                      charge_status=charge.status.value)
+        raise Problem(
+            409,
+            "charge-not-processed",
+            f"This payment's charge is {charge.status}; it will not be charged.",
+            charge_status=charge.status.value,
+        )
     if (charge.amount, charge.currency) != (body.amount, body.currency):
-        raise Problem(422, "idempotency-mismatch",
-                      "This payment id was already used with a different amount or currency.")
+        raise Problem(
+            422,
+            "idempotency-mismatch",
+            "This payment id was already used with a different amount or currency.",
+        )
     return JSONResponse(charge.public(), headers={"Idempotent-Replayed": "true"})
 
 
@@ -68,9 +74,12 @@ async def create_charge(
             ledger.accept(charge)
     if held:
         await _hold_then_accept(ledger, charge, control.latency_ms, settings)
-    _background(request, settle_and_notify(
-        settings=settings, ledger=ledger, http=request.app.state.http, charge=charge
-    ))
+    _background(
+        request,
+        settle_and_notify(
+            settings=settings, ledger=ledger, http=request.app.state.http, charge=charge
+        ),
+    )
     return JSONResponse(charge.public(), status_code=201)
 
 
@@ -86,27 +95,31 @@ async def cancel_charge(payment_id: str, ledger: LedgerDep) -> JSONResponse:
     async with ledger.locks[payment_id]:
         charge = ledger.charges.get(payment_id)
         if charge is None:
-            charge = ledger.new_charge(payment_id=payment_id, amount=1, currency="XXX",
-                                       outcome=Outcome.SUCCEED)
+            charge = ledger.new_charge(
+                payment_id=payment_id, amount=1, currency="XXX", outcome=Outcome.SUCCEED
+            )
             charge.requests = 0
         if charge.status is ChargeStatus.RECEIVED:
             charge.status = ChargeStatus.CANCELED
         if charge.status not in NOT_CHARGED:
-            raise Problem(409, "already-charged", "This payment was already charged.",
-                          charge=charge.public())
+            raise Problem(
+                409, "already-charged", "This payment was already charged.", charge=charge.public()
+            )
         return JSONResponse(charge.public())
 
 
 @router.post("/{payment_id}/resend-webhook", status_code=202)
-async def resend_webhook(payment_id: str, request: Request, settings: SettingsDep,
-                         ledger: LedgerDep) -> dict:
+async def resend_webhook(
+    payment_id: str, request: Request, settings: SettingsDep, ledger: LedgerDep
+) -> dict:
     """Send the final outcome again with the same webhook id (a provider-side duplicate)."""
     charge = _charge_or_404(ledger, payment_id)
     if charge.status not in (ChargeStatus.SUCCEEDED, ChargeStatus.FAILED):
         raise Problem(409, "no-outcome-yet", "This charge has no final outcome to resend.")
-    _background(request, deliver(
-        settings=settings, ledger=ledger, http=request.app.state.http, charge=charge
-    ))
+    _background(
+        request,
+        deliver(settings=settings, ledger=ledger, http=request.app.state.http, charge=charge),
+    )
     return {"resent": True, "payment_id": payment_id}
 
 
@@ -118,8 +131,12 @@ async def _hold_then_accept(ledger: Ledger, charge: Charge, latency_ms: int, set
         await asyncio.sleep(settings.SIM_TIMEOUT_HOLD_SECONDS)
     async with ledger.locks[charge.payment_id]:
         if charge.status is not ChargeStatus.RECEIVED:
-            raise Problem(409, "charge-not-processed", f"This charge was {charge.status}.",
-                          charge_status=charge.status.value)
+            raise Problem(
+                409,
+                "charge-not-processed",
+                f"This charge was {charge.status}.",
+                charge_status=charge.status.value,
+            )
         if charge.outcome is Outcome.TIMEOUT:
             charge.status = ChargeStatus.ABANDONED
             raise Problem(504, "provider-timeout", "Simulated time-out; nothing was charged.")

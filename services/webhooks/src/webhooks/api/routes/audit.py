@@ -35,15 +35,23 @@ async def list_logs(
     async with request.app.state.sessions() as session:
         try:
             rows, has_more = await audit.search(
-                session, limit=limit, starting_after=starting_after, provider=provider,
-                verdict=verdict, reason=reason, payment_id=payment_id, webhook_id=webhook_id,
-                since=since, until=until,
+                session,
+                limit=limit,
+                starting_after=starting_after,
+                provider=provider,
+                verdict=verdict,
+                reason=reason,
+                payment_id=payment_id,
+                webhook_id=webhook_id,
+                since=since,
+                until=until,
             )
         except audit.CursorNotFound:
             raise Problem(404, "cursor-not-found", "starting_after names no log entry.") from None
     data = [WebhookLogOut.model_validate(r, from_attributes=True) for r in rows]
-    return WebhookLogPage(data=data, has_more=has_more,
-                          next_cursor=data[-1].id if has_more else None)
+    return WebhookLogPage(
+        data=data, has_more=has_more, next_cursor=data[-1].id if has_more else None
+    )
 
 
 @router.get("/{log_id}", response_model=WebhookLogOut, dependencies=[Depends(operator_only)])

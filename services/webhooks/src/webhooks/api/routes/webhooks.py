@@ -22,17 +22,32 @@ async def provider_webhook(request: Request, identity: Internal) -> JSONResponse
     try:
         secrets = await state.provider_secrets.get(claimed=request.headers.get(PROVIDER_HEADER))
     except SecretsUnavailable:
-        raise Problem(503, "secrets-unavailable", "Provider secrets cannot be read right now.",
-                      headers={"Retry-After": "5"}) from None
+        raise Problem(
+            503,
+            "secrets-unavailable",
+            "Provider secrets cannot be read right now.",
+            headers={"Retry-After": "5"},
+        ) from None
     answer = await intake.receive(
-        sessions=state.sessions, secrets=secrets, payments=state.payments, raw=raw,
-        headers=request.headers, request_id=identity.request_id or "",
+        sessions=state.sessions,
+        secrets=secrets,
+        payments=state.payments,
+        raw=raw,
+        headers=request.headers,
+        request_id=identity.request_id or "",
         tolerance_seconds=state.settings.WEBHOOK_TOLERANCE_SECONDS,
     )
     if answer.status < 300:
         return JSONResponse(answer.body, status_code=answer.status)
     slug = {"retry-later": "retry-later"}.get(answer.reason or "", f"webhook-{answer.reason}")
-    return problem_response(Problem(
-        answer.status, slug, answer.body["detail"], title=_TITLES.get(answer.status),
-        headers=answer.headers, reason=answer.reason, log_id=answer.body["log_id"],
-    ))
+    return problem_response(
+        Problem(
+            answer.status,
+            slug,
+            answer.body["detail"],
+            title=_TITLES.get(answer.status),
+            headers=answer.headers,
+            reason=answer.reason,
+            log_id=answer.body["log_id"],
+        )
+    )
