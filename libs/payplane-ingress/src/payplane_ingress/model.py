@@ -21,7 +21,8 @@ class Upstream:
 class Route:
     """A public route: exact path or a regex, allowed methods, and where it goes.
 
-    ``authorize=False`` skips ext_authz (only for Envoy's own ``/health``).
+    ``authorize=False`` skips ext_authz: only for routes whose upstream authenticates every
+    request itself (none of the contract's routes do).
     """
 
     name: str
@@ -29,6 +30,7 @@ class Route:
     upstream: str
     path: str | None = None
     regex: str | None = None
+    authorize: bool = True
 
 
 @dataclass(frozen=True)

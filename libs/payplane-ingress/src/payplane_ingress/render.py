@@ -130,7 +130,10 @@ def _upstream_route(route: Route, method: str, upstreams: dict[str, Upstream]) -
             "num_retries": 2,
             "per_try_timeout": _duration(min(target.timeout_ms, 3_000)),
         }
-    return {"name": f"{route.name}-{method.lower()}", "match": _match(route, method), "route": action}
+    entry = {"name": f"{route.name}-{method.lower()}", "match": _match(route, method), "route": action}
+    if not route.authorize:
+        entry["typed_per_filter_config"] = _no_authz()
+    return entry
 
 
 def _method_not_allowed(route: Route) -> dict[str, Any]:
@@ -233,6 +236,9 @@ def _ip_rate_limit(ingress: Ingress) -> dict[str, Any]:
         "typed_config": {
             "@type": T + "extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
             "stat_prefix": "per_ip",
+            # Answered as 510 only so the local-reply mapper can tell it from the gateway's 429s
+            # (Envoy sets the RL flag after the reply is formed); the mapper sends a 429 problem.
+            "status": {"code": 510},
             # The default bucket is a generous global ceiling; each client IP gets its own bucket.
             "token_bucket": {
                 "max_tokens": ingress.ip_burst * 100,
@@ -315,7 +321,7 @@ LOCAL_REPLIES = [
     ({"status": 404}, 404, "not-found", "Not Found", "No such route in the payplane API."),
     ({"status": 405}, 405, "method-not-allowed", "Method Not Allowed", "See the Allow header."),
     ({"status": 413}, 413, "body-too-large", "Content Too Large", "The request body is too large."),
-    ({"flag": "RL"}, 429, "rate-limited", "Too Many Requests", "Too many requests from this address."),
+    ({"status": 510}, 429, "rate-limited", "Too Many Requests", "Too many requests from this address."),
     ({"flag": "UO"}, 503, "overloaded", "Service Unavailable", "At capacity; retry later."),
     ({"flag": "UF"}, 503, "upstream-unavailable", "Service Unavailable", "A service is unreachable."),
     ({"flag": "UH"}, 503, "upstream-unavailable", "Service Unavailable", "No healthy instance."),

@@ -1,0 +1,29 @@
+"""End-to-end fixtures: one platform for the whole session, through the real Envoy."""
+
+import pytest
+from payplane_cli import local
+from payplane_cli.stack import Stack
+from support.platform import Client, new_merchant, start
+
+
+@pytest.fixture(scope="session")
+def stack() -> Stack:
+    stack = Stack.for_tests()
+    start(stack)
+    yield stack
+    local.down(stack)
+
+
+@pytest.fixture(scope="session")
+def ingress_url(stack) -> str:
+    return stack.url("envoy")
+
+
+@pytest.fixture(scope="session")
+def merchant(stack):
+    return new_merchant(stack)
+
+
+@pytest.fixture(scope="session")
+def client(ingress_url, merchant) -> Client:
+    return Client(ingress_url, merchant)
