@@ -41,8 +41,13 @@ def signed_post(gateway_url: str, creds: dict) -> Prepared:
     )
     headers = {"Authorization": f"Bearer {creds['api_key']}", "Content-Type": "application/json"}
     message = _Request("POST", f"http://{INGRESS_HOST}/api/v1/payments", headers)
-    signer.sign(message, key_id=creds["api_key_id"], nonce=secrets.token_urlsafe(16), body=BODY,
-                covered_component_ids=("@method", "@authority", "@path"))
+    signer.sign(
+        message,
+        key_id=creds["api_key_id"],
+        nonce=secrets.token_urlsafe(16),
+        body=BODY,
+        covered_component_ids=("@method", "@authority", "@path"),
+    )
     headers["Host"] = INGRESS_HOST
     return Prepared("POST", f"{gateway_url}/authz/api/v1/payments", headers, BODY)
 
@@ -64,7 +69,10 @@ def run_bench() -> None:
     local.up(stack, ["merchants", "gateway"])
     try:
         creds = create_merchant(
-            stack, name=f"bench-{secrets.token_hex(3)}", requests_per_second=1e5, burst=10**6,
+            stack,
+            name=f"bench-{secrets.token_hex(3)}",
+            requests_per_second=1e5,
+            burst=10**6,
             payments_per_month=10**9,
         )["credentials"]
         url = stack.url("gateway")
@@ -96,4 +104,3 @@ def run_bench() -> None:
         )
     finally:
         local.down(stack)
-

@@ -2,6 +2,7 @@
 (started the way ``payplane up`` starts it, on a private port block and database)."""
 
 import json
+import socket
 import stat
 
 import pytest
@@ -14,12 +15,21 @@ from payplane_core.db import drop_database
 pytestmark = pytest.mark.timeout(90)
 
 
+def free_offset(base_port: int = 8102) -> int:
+    """A port offset nobody listens on (other stacks run on this machine at the same time)."""
+    for offset in range(4000, 6000, 37):
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", base_port + offset)) != 0:
+                return offset
+    raise RuntimeError("no free port for the CLI test stack")
+
+
 @pytest.fixture(scope="module")
 async def stack(tmp_path_factory):
     stack = Stack(
         name="cli-test",
         state_dir=tmp_path_factory.mktemp("cli-stack"),
-        port_offset=3000,
+        port_offset=free_offset(),
         db_prefix="payplane_unit_cli_",
         redis_url="redis://127.0.0.1:6379/1",
     )
@@ -48,9 +58,23 @@ def run(stack, monkeypatch, capsys):
 
 def test_create_prints_exactly_the_secret_keys_and_keeps_a_private_copy(run, stack):
     code, printed, _ = run(
-        "merchant", "create", "cli-shop", "--webhook-url", "http://127.0.0.1:9/hook",
-        "--plan", "growth", "--display-name", "CLI Shop", "--rps", "5", "--burst", "10",
-        "--quota", "100", "--allowed-providers", "sim-a,sim-b",
+        "merchant",
+        "create",
+        "cli-shop",
+        "--webhook-url",
+        "http://127.0.0.1:9/hook",
+        "--plan",
+        "growth",
+        "--display-name",
+        "CLI Shop",
+        "--rps",
+        "5",
+        "--burst",
+        "10",
+        "--quota",
+        "100",
+        "--allowed-providers",
+        "sim-a,sim-b",
     )
     assert code == 0
     assert tuple(printed) == SECRET_KEYS

@@ -16,8 +16,9 @@ async def redis():
 
 @pytest.fixture
 async def breaker(redis):
-    breaker = CircuitBreaker(redis, "cb:test-core", failure_threshold=3, window_seconds=0.5,
-                             open_seconds=0.5)
+    breaker = CircuitBreaker(
+        redis, "cb:test-core", failure_threshold=3, window_seconds=0.5, open_seconds=0.5
+    )
     await breaker.reset()
     yield breaker
     await breaker.reset()

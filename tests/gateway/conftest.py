@@ -35,13 +35,15 @@ async def gateway_app(svc, **overrides):
 
 def make_gateway(svc, *, in_process_merchants: bool = True, **overrides):
     """A gateway app, lifespan not started (``support.live.serve`` starts it)."""
-    settings = Settings(**{
-        "INTERNAL_SIGNING_SECRETS": [SECRET],
-        "REDIS_URL": REDIS_URL,
-        "ENCRYPTION_KEYS": ENCRYPTION_KEYS,
-        "MERCHANTS_URL": "http://merchants.test",
-        **overrides,
-    })
+    settings = Settings(
+        **{
+            "INTERNAL_SIGNING_SECRETS": [SECRET],
+            "REDIS_URL": REDIS_URL,
+            "ENCRYPTION_KEYS": ENCRYPTION_KEYS,
+            "MERCHANTS_URL": "http://merchants.test",
+            **overrides,
+        }
+    )
     return create_app(settings, merchants_transport=svc.transport if in_process_merchants else None)
 
 
@@ -70,8 +72,9 @@ async def creds(svc):
 
 @pytest.fixture
 async def breaker(redis):
-    breaker = CircuitBreaker(redis, "cb:payments", failure_threshold=3, window_seconds=10,
-                             open_seconds=1)
+    breaker = CircuitBreaker(
+        redis, "cb:payments", failure_threshold=3, window_seconds=10, open_seconds=1
+    )
     await breaker.reset()
     yield breaker
     await breaker.reset()

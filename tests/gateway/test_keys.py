@@ -15,8 +15,12 @@ BODY = {"amount": 100, "currency": "EUR"}
 
 def write(creds, api_key=None, key_id=None, secret=None):
     return signed_request(
-        "POST", "/api/v1/payments", api_key=api_key or creds["api_key"],
-        key_id=key_id or creds["api_key_id"], secret=secret or creds["signing_secret"], body=BODY,
+        "POST",
+        "/api/v1/payments",
+        api_key=api_key or creds["api_key"],
+        key_id=key_id or creds["api_key_id"],
+        secret=secret or creds["signing_secret"],
+        body=BODY,
     )
 
 
@@ -27,7 +31,9 @@ def read(key):
 async def test_cache_holds_no_plaintext_secret(gw, creds, redis):
     assert (await ask_gateway(gw, write(creds))).status_code == 200
     cached = await redis.get(key_cache_key(hash_key(creds["api_key"])))
-    assert cached is not None and 0 < await redis.ttl(key_cache_key(hash_key(creds["api_key"]))) <= 30
+    assert (
+        cached is not None and 0 < await redis.ttl(key_cache_key(hash_key(creds["api_key"]))) <= 30
+    )
     for secret in (creds["api_key"], creds["signing_secret"], creds["webhook_secret"]):
         assert secret.encode() not in cached
 
@@ -51,8 +57,10 @@ async def test_revocation_bounded_by_cache_ttl_even_if_the_drop_is_lost(svc, cre
             assert (await ask_gateway(gw, read(creds["read_key"]))).status_code == 200
             engine = create_async_engine(svc.settings.DATABASE_URL)
             async with engine.begin() as conn:
-                await conn.execute(text("UPDATE api_keys SET revoked_at = now() WHERE id = :k"),
-                                   {"k": creds["read_key_id"]})
+                await conn.execute(
+                    text("UPDATE api_keys SET revoked_at = now() WHERE id = :k"),
+                    {"k": creds["read_key_id"]},
+                )
             await engine.dispose()
             assert (await ask_gateway(gw, read(creds["read_key"]))).status_code == 200  # cached
             await asyncio.sleep(1.2)
@@ -65,7 +73,11 @@ async def test_rotation_keeps_the_old_key_for_its_grace_period(gw, svc, creds):
     async with svc.client("operator") as admin:
         path = f"/internal/v1/merchants/{creds['merchant_id']}/keys/{creds['api_key_id']}/rotate"
         rotated = (await admin.post(path, json={"grace_seconds": 2})).json()
-    new_key, new_id, new_secret = rotated["secret_key"], rotated["key"]["id"], rotated["signing_secret"]
+    new_key, new_id, new_secret = (
+        rotated["secret_key"],
+        rotated["key"]["id"],
+        rotated["signing_secret"],
+    )
     # both work during the grace period, each with its own signing secret
     assert (await ask_gateway(gw, write(creds))).status_code == 200
     assert (await ask_gateway(gw, write(creds, new_key, new_id, new_secret))).status_code == 200
@@ -80,8 +92,12 @@ async def test_rotation_keeps_the_old_key_for_its_grace_period(gw, svc, creds):
 
 async def test_expired_key_is_refused_even_from_cache(gw, svc, creds):
     async with svc.client("operator") as admin:
-        issued = (await admin.post(f"/internal/v1/merchants/{creds['merchant_id']}/keys",
-                                   json={"kind": "read", "expires_in_seconds": 1})).json()
+        issued = (
+            await admin.post(
+                f"/internal/v1/merchants/{creds['merchant_id']}/keys",
+                json={"kind": "read", "expires_in_seconds": 1},
+            )
+        ).json()
     assert issued["secret_key"].startswith("rk_") and issued["signing_secret"] is None
     assert (await ask_gateway(gw, read(issued["secret_key"]))).status_code == 200
     await asyncio.sleep(1.1)
@@ -92,13 +108,17 @@ async def test_expired_key_is_refused_even_from_cache(gw, svc, creds):
 async def test_deleted_merchant_keys_stop_working(gw, svc, creds):
     assert (await ask_gateway(gw, read(creds["api_key"]))).status_code == 200
     async with svc.client("operator") as admin:
-        assert (await admin.delete(f"/internal/v1/merchants/{creds['merchant_id']}")).status_code == 204
+        assert (
+            await admin.delete(f"/internal/v1/merchants/{creds['merchant_id']}")
+        ).status_code == 204
     assert (await ask_gateway(gw, read(creds["api_key"]))).status_code == 401
 
 
 async def test_merchants_down_is_503_not_500(svc, creds, redis):
     # a real socket that refuses connections
-    async with gateway_app(svc, in_process_merchants=False, MERCHANTS_URL="http://127.0.0.1:9") as app:
+    async with gateway_app(
+        svc, in_process_merchants=False, MERCHANTS_URL="http://127.0.0.1:9"
+    ) as app:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url=GATEWAY_BASE) as gw:
             await redis.delete(key_cache_key(hash_key(creds["read_key"])))

@@ -27,16 +27,23 @@ async def burst_of(url: str, prepared_requests) -> list[httpx.Response]:
 
 
 def post(creds):
-    return signed_request("POST", "/api/v1/payments", api_key=creds["api_key"],
-                          key_id=creds["api_key_id"], secret=creds["signing_secret"],
-                          body={"amount": 100, "currency": "EUR"})
+    return signed_request(
+        "POST",
+        "/api/v1/payments",
+        api_key=creds["api_key"],
+        key_id=creds["api_key_id"],
+        secret=creds["signing_secret"],
+        body={"amount": 100, "currency": "EUR"},
+    )
 
 
 async def test_rate_limit_is_exact_under_concurrency(svc, live_gateway):
     # 0.01 tokens/s: no refill can happen during the test, so exactly `burst` get through
     creds = (await svc.create(rate_limit={"requests_per_second": 0.01, "burst": 10}))["credentials"]
-    prepared = [signed_request("GET", "/api/v1/payments", api_key=creds["read_key"])
-                for _ in range(CONCURRENT)]
+    prepared = [
+        signed_request("GET", "/api/v1/payments", api_key=creds["read_key"])
+        for _ in range(CONCURRENT)
+    ]
     responses = await burst_of(live_gateway, prepared)
     statuses = [r.status_code for r in responses]
     assert statuses.count(200) == 10 and statuses.count(429) == CONCURRENT - 10
@@ -46,8 +53,9 @@ async def test_rate_limit_is_exact_under_concurrency(svc, live_gateway):
 
 
 async def test_quota_is_exact_under_concurrency(svc, live_gateway, redis):
-    created = await svc.create(rate_limit={"requests_per_second": 1000, "burst": 1000},
-                               quota={"payments_per_month": 7})
+    created = await svc.create(
+        rate_limit={"requests_per_second": 1000, "burst": 1000}, quota={"payments_per_month": 7}
+    )
     creds = created["credentials"]
     responses = await burst_of(live_gateway, [post(creds) for _ in range(CONCURRENT)])
     statuses = [r.status_code for r in responses]
@@ -66,7 +74,9 @@ async def test_quota_is_exact_under_concurrency(svc, live_gateway, redis):
 
 
 async def test_breaker_opens_fails_fast_and_closes_after_its_ttl(svc, live_gateway, breaker):
-    creds = (await svc.create(rate_limit={"requests_per_second": 1000, "burst": 1000}))["credentials"]
+    creds = (await svc.create(rate_limit={"requests_per_second": 1000, "burst": 1000}))[
+        "credentials"
+    ]
     async with httpx.AsyncClient(base_url=live_gateway, timeout=10) as client:
         assert (await ask_gateway(client, post(creds))).status_code == 200  # key cached
         assert not await breaker.record_failure()

@@ -5,9 +5,9 @@ import json
 
 import pytest
 import requests
-from http_message_signatures import HTTPMessageSigner, MappingKeyResolver, algorithms
 from gateway.decision import split_target
 from gateway.denials import Denied
+from http_message_signatures import HTTPMessageSigner, MappingKeyResolver, algorithms
 from payplane_core.internal_auth import verify as verify_internal
 from support.merchants import SECRET
 from support.signing import ask_gateway, new_nonce, signed_request
@@ -17,8 +17,13 @@ BODY = {"amount": 1250, "currency": "EUR", "description": "order 42"}
 
 def post(creds, body=BODY, **signer):
     return signed_request(
-        "POST", "/api/v1/payments", api_key=creds["api_key"], key_id=creds["api_key_id"],
-        secret=creds["signing_secret"], body=body, **signer,
+        "POST",
+        "/api/v1/payments",
+        api_key=creds["api_key"],
+        key_id=creds["api_key_id"],
+        secret=creds["signing_secret"],
+        body=body,
+        **signer,
     )
 
 
@@ -42,18 +47,25 @@ async def test_valid_signed_post_is_allowed_with_internal_headers(gw, creds):
     assert response.headers["x-payplane-scopes"] == "payments:read,payments:write"
     assert response.headers["x-request-id"] == "req-valid-1"
     # exactly what the upstream service will verify
-    identity = verify_internal([SECRET], response.headers, method="POST",
-                               path="/api/v1/payments", max_age_seconds=30)
+    identity = verify_internal(
+        [SECRET], response.headers, method="POST", path="/api/v1/payments", max_age_seconds=30
+    )
     assert identity.merchant_id == creds["merchant_id"] and identity.request_id == "req-valid-1"
 
 
 async def test_query_strings_are_signed_through(gw, creds):
-    prepared = signed_request("GET", "/api/v1/payments?limit=5&starting_after=pay_x",
-                              api_key=creds["read_key"])
+    prepared = signed_request(
+        "GET", "/api/v1/payments?limit=5&starting_after=pay_x", api_key=creds["read_key"]
+    )
     response = await ask_gateway(gw, prepared)
     assert response.status_code == 200
-    verify_internal([SECRET], response.headers, method="GET",
-                    path="/api/v1/payments?limit=5&starting_after=pay_x", max_age_seconds=30)
+    verify_internal(
+        [SECRET],
+        response.headers,
+        method="GET",
+        path="/api/v1/payments?limit=5&starting_after=pay_x",
+        max_age_seconds=30,
+    )
     assert response.headers["x-payplane-scopes"] == "payments:read"
     assert response.headers["x-request-id"]  # generated when Envoy sent none
 
@@ -104,16 +116,23 @@ async def test_digest_not_covered_is_refused(gw, creds):
             private_keys={creds["api_key_id"]: creds["signing_secret"].encode()}, public_keys={}
         ),
     )
-    signer.sign(prepared, key_id=creds["api_key_id"], nonce=new_nonce(), use_existing_digest=True,
-                covered_component_ids=("@method", "@path"))
+    signer.sign(
+        prepared,
+        key_id=creds["api_key_id"],
+        nonce=new_nonce(),
+        use_existing_digest=True,
+        covered_component_ids=("@method", "@path"),
+    )
     assert_denied(await ask_gateway(gw, prepared, body=body), 403, "signature-components-missing")
 
 
 async def test_stale_and_future_created_are_refused(gw, creds):
-    assert_denied(await ask_gateway(gw, post(creds, created_offset=-301)), 403,
-                  "signature-created-stale")
-    assert_denied(await ask_gateway(gw, post(creds, created_offset=+301)), 403,
-                  "signature-created-future")
+    assert_denied(
+        await ask_gateway(gw, post(creds, created_offset=-301)), 403, "signature-created-stale"
+    )
+    assert_denied(
+        await ask_gateway(gw, post(creds, created_offset=+301)), 403, "signature-created-future"
+    )
     # inside the window either way: fine
     assert (await ask_gateway(gw, post(creds, created_offset=-250))).status_code == 200
     assert (await ask_gateway(gw, post(creds, created_offset=+250))).status_code == 200
@@ -129,13 +148,20 @@ async def test_reused_nonce_is_refused(gw, creds):
 
 
 async def test_missing_nonce_is_refused(gw, creds):
-    assert_denied(await ask_gateway(gw, post(creds, use_nonce=False)), 403,
-                  "signature-nonce-missing")
+    assert_denied(
+        await ask_gateway(gw, post(creds, use_nonce=False)), 403, "signature-nonce-missing"
+    )
 
 
 async def test_unknown_key_is_401(gw, creds):
-    prepared = signed_request("POST", "/api/v1/payments", api_key="pk_" + "x" * 43,
-                              key_id=creds["api_key_id"], secret=creds["signing_secret"], body=BODY)
+    prepared = signed_request(
+        "POST",
+        "/api/v1/payments",
+        api_key="pk_" + "x" * 43,
+        key_id=creds["api_key_id"],
+        secret=creds["signing_secret"],
+        body=BODY,
+    )
     response = await ask_gateway(gw, prepared)
     assert_denied(response, 401, "key-unknown")
     assert response.headers["www-authenticate"].startswith("Bearer")
@@ -153,15 +179,27 @@ async def test_missing_and_malformed_authorization_are_401(gw, creds):
 
 
 async def test_wrong_secret_is_refused(gw, creds):
-    prepared = signed_request("POST", "/api/v1/payments", api_key=creds["api_key"],
-                              key_id=creds["api_key_id"], secret="sig_" + "w" * 43, body=BODY)
+    prepared = signed_request(
+        "POST",
+        "/api/v1/payments",
+        api_key=creds["api_key"],
+        key_id=creds["api_key_id"],
+        secret="sig_" + "w" * 43,
+        body=BODY,
+    )
     assert_denied(await ask_gateway(gw, prepared), 403, "signature-invalid")
 
 
 async def test_keyid_of_another_key_is_refused(gw, svc, creds):
     other = (await svc.create())["credentials"]
-    prepared = signed_request("POST", "/api/v1/payments", api_key=creds["api_key"],
-                              key_id=other["api_key_id"], secret=other["signing_secret"], body=BODY)
+    prepared = signed_request(
+        "POST",
+        "/api/v1/payments",
+        api_key=creds["api_key"],
+        key_id=other["api_key_id"],
+        secret=other["signing_secret"],
+        body=BODY,
+    )
     assert_denied(await ask_gateway(gw, prepared), 403, "signature-keyid-mismatch")
 
 
@@ -172,27 +210,43 @@ async def test_unsigned_write_is_refused(gw, creds):
 
 async def test_read_only_key_cannot_post(gw, creds):
     # even with a perfectly valid signature
-    prepared = signed_request("POST", "/api/v1/payments", api_key=creds["read_key"],
-                              key_id=creds["api_key_id"], secret=creds["signing_secret"], body=BODY)
+    prepared = signed_request(
+        "POST",
+        "/api/v1/payments",
+        api_key=creds["read_key"],
+        key_id=creds["api_key_id"],
+        secret=creds["signing_secret"],
+        body=BODY,
+    )
     assert_denied(await ask_gateway(gw, prepared), 403, "scope-missing")
 
 
 @pytest.mark.parametrize("key", ["api_key", "read_key"])
 async def test_reads_need_no_signature(gw, creds, key):
-    for path in ("/api/v1/payments", "/api/v1/payments/pay_1/show", "/api/v1/payments/pay_1/tracking"):
+    for path in (
+        "/api/v1/payments",
+        "/api/v1/payments/pay_1/show",
+        "/api/v1/payments/pay_1/tracking",
+    ):
         response = await ask_gateway(gw, signed_request("GET", path, api_key=creds[key]))
         assert response.status_code == 200, response.text
 
 
 async def test_provider_webhook_needs_no_merchant_key(gw):
-    prepared = requests.Request("POST", "http://127.0.0.1:8080/api/v1/payments/webhook",
-                                data=b'{"type":"charge.succeeded"}').prepare()
+    prepared = requests.Request(
+        "POST", "http://127.0.0.1:8080/api/v1/payments/webhook", data=b'{"type":"charge.succeeded"}'
+    ).prepare()
     response = await ask_gateway(gw, prepared)
     assert response.status_code == 200
     assert response.headers["x-payplane-merchant-id"] == ""
     assert response.headers["x-payplane-scopes"] == "webhooks:provider"
-    verify_internal([SECRET], response.headers, method="POST", path="/api/v1/payments/webhook",
-                    max_age_seconds=30)
+    verify_internal(
+        [SECRET],
+        response.headers,
+        method="POST",
+        path="/api/v1/payments/webhook",
+        max_age_seconds=30,
+    )
 
 
 async def test_unknown_routes_and_odd_paths(gw, creds):
@@ -212,9 +266,13 @@ async def test_denials_are_counted_by_reason(gw, creds):
     from prometheus_client import REGISTRY
 
     def count() -> float:
-        return REGISTRY.get_sample_value(
-            "payplane_gateway_decisions_total", {"decision": "deny", "reason": "signature-invalid"}
-        ) or 0.0
+        return (
+            REGISTRY.get_sample_value(
+                "payplane_gateway_decisions_total",
+                {"decision": "deny", "reason": "signature-invalid"},
+            )
+            or 0.0
+        )
 
     before = count()
     await ask_gateway(gw, post(creds), method="PUT")

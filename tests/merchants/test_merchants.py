@@ -4,14 +4,13 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 import httpx
+from merchants import service
 from payplane_core.apikeys import hash_key, key_cache_key
 from payplane_core.crypto import SecretBox
 from payplane_core.ids import has_prefix
 from sqlalchemy import text
 from standardwebhooks import Webhook
 from support.merchants import BASE_URL
-
-from merchants import service
 
 
 def secrets_of(credentials: dict) -> list[str]:
@@ -49,7 +48,10 @@ async def test_create_returns_merchant_and_credentials_once(svc, client):
     assert creds["webhook_secret"].startswith("whsec_")
     assert len(creds["api_key"]) > 40 and len(creds["signing_secret"]) > 40
 
-    for path in (f"/internal/v1/merchants/{merchant['id']}", "/internal/v1/merchants/by-name/acme-shop"):
+    for path in (
+        f"/internal/v1/merchants/{merchant['id']}",
+        "/internal/v1/merchants/by-name/acme-shop",
+    ):
         shown = (await client.get(path)).json()
         assert shown["id"] == merchant["id"]
         assert not any(s in str(shown) for s in secrets_of(creds))
@@ -143,8 +145,11 @@ async def test_webhook_endpoint_gives_the_secret_to_the_notifier_only(svc):
     hook = Webhook(target["webhook_secret"])
     at = datetime.now(UTC)
     signature = hook.sign("msg_1", at, '{"a":1}')
-    headers = {"webhook-id": "msg_1", "webhook-timestamp": str(int(at.timestamp())),
-               "webhook-signature": signature}
+    headers = {
+        "webhook-id": "msg_1",
+        "webhook-timestamp": str(int(at.timestamp())),
+        "webhook-signature": signature,
+    }
     assert hook.verify('{"a":1}', headers) == {"a": 1}
     async with svc.client("gateway") as gateway:
         assert (await gateway.get(path)).status_code == 403
@@ -182,11 +187,16 @@ async def test_revoke_is_recorded_idempotent_and_uncaches(svc, client, redis, db
     assert first["active"] is False
     assert await redis.exists(cache) == 0
     async with db.connect() as conn:
-        types = list(await conn.scalars(text(
-            "SELECT type FROM merchant_events WHERE merchant_id = :m ORDER BY id"
-        ), {"m": merchant_id}))
+        types = list(
+            await conn.scalars(
+                text("SELECT type FROM merchant_events WHERE merchant_id = :m ORDER BY id"),
+                {"m": merchant_id},
+            )
+        )
     assert types == ["merchant.created", "key.created", "key.created", "key.revoked"]
-    assert (await client.post(f"/internal/v1/merchants/{merchant_id}/keys/key_nope/revoke")).status_code == 404
+    assert (
+        await client.post(f"/internal/v1/merchants/{merchant_id}/keys/key_nope/revoke")
+    ).status_code == 404
 
 
 async def test_resolve_is_for_the_gateway_and_takes_a_hash(svc, client):
@@ -196,7 +206,9 @@ async def test_resolve_is_for_the_gateway_and_takes_a_hash(svc, client):
     async with svc.client("gateway") as gateway:
         resolved = (await gateway.post("/internal/v1/keys/resolve", json=body)).json()
         unknown = await gateway.post("/internal/v1/keys/resolve", json={"key_hash": "0" * 64})
-        not_a_hash = await gateway.post("/internal/v1/keys/resolve", json={"key_hash": creds["api_key"]})
+        not_a_hash = await gateway.post(
+            "/internal/v1/keys/resolve", json={"key_hash": creds["api_key"]}
+        )
     assert resolved["key_id"] == creds["api_key_id"]
     assert resolved["signing_secret"] == creds["signing_secret"]
     assert resolved["scopes"] == ["payments:read", "payments:write"]
@@ -208,7 +220,8 @@ async def test_resolve_is_for_the_gateway_and_takes_a_hash(svc, client):
 async def test_rotate_credentials_returns_the_secret_shape(svc, client):
     creds = (await svc.create())["credentials"]
     response = await client.post(
-        f"/internal/v1/merchants/{creds['merchant_id']}/credentials/rotate", json={"grace_seconds": 0}
+        f"/internal/v1/merchants/{creds['merchant_id']}/credentials/rotate",
+        json={"grace_seconds": 0},
     )
     new = response.json()
     assert set(new) == set(creds)
@@ -223,14 +236,18 @@ async def test_rotate_credentials_returns_the_secret_shape(svc, client):
 async def test_update_and_delete(svc, client):
     creds = (await svc.create())["credentials"]
     path = f"/internal/v1/merchants/{creds['merchant_id']}"
-    updated = (await client.patch(path, json={"plan": "pro", "quota": {"payments_per_month": 5}})).json()
+    updated = (
+        await client.patch(path, json={"plan": "pro", "quota": {"payments_per_month": 5}})
+    ).json()
     assert updated["plan"] == "pro" and updated["quota"] == {"payments_per_month": 5}
     assert (await client.delete(path)).status_code == 204
     assert (await client.get(path)).status_code == 404
     async with svc.client("gateway") as gateway:
-        resolved = (await gateway.post(
-            "/internal/v1/keys/resolve", json={"key_hash": hash_key(creds["api_key"])}
-        )).json()
+        resolved = (
+            await gateway.post(
+                "/internal/v1/keys/resolve", json={"key_hash": hash_key(creds["api_key"])}
+            )
+        ).json()
     assert resolved["revoked"] is True and resolved["merchant_status"] == "deleted"
 
 
@@ -256,8 +273,12 @@ async def test_encryption_key_rotation_reencrypts_everything(svc, db_url):
             assert await service.reencrypt_secrets(session, rotating) >= 2
         new_only = SecretBox(["test-encryption-key-2"])
         async with sessions() as session:
-            _, webhook = await service.webhook_target(session, new_only, merchant_id=creds["merchant_id"])
-            found = await service.resolve_key(session, new_only, key_hash=hash_key(creds["api_key"]))
+            _, webhook = await service.webhook_target(
+                session, new_only, merchant_id=creds["merchant_id"]
+            )
+            found = await service.resolve_key(
+                session, new_only, key_hash=hash_key(creds["api_key"])
+            )
         assert webhook == creds["webhook_secret"] and found and found[2] == creds["signing_secret"]
         # and back, so the shared service (old key only) keeps working for the other tests
         back = SecretBox(["test-encryption-key-1", "test-encryption-key-2"])

@@ -17,18 +17,39 @@ PUBLIC_BASE = "http://127.0.0.1:8080"  # what the merchant thinks it talks to (t
 # Headers Envoy passes to ext_authz (host, method, path, content-length and authorization are
 # always passed), plus "date": requests-http-signature covers Date whenever it sets it.
 ENVOY_PASSES = (
-    "authorization", "signature", "signature-input", "content-digest", "content-type",
-    "idempotency-key", "x-request-id", "x-forwarded-for", "host", "date",
+    "authorization",
+    "signature",
+    "signature-input",
+    "content-digest",
+    "content-type",
+    "idempotency-key",
+    "x-request-id",
+    "x-forwarded-for",
+    "host",
+    "date",
 )
 
 
 class MerchantSigner(HTTPSignatureAuth):
     """requests-http-signature, with the created time and nonce under test control."""
 
-    def __init__(self, *, key_id: str, secret: str, created_offset: float = 0.0,
-                 nonce: str | None = None, use_nonce: bool = True, **kwargs: Any) -> None:
-        super().__init__(signature_algorithm=algorithms.HMAC_SHA256, key=secret.encode(),
-                         key_id=key_id, use_nonce=use_nonce, **kwargs)
+    def __init__(
+        self,
+        *,
+        key_id: str,
+        secret: str,
+        created_offset: float = 0.0,
+        nonce: str | None = None,
+        use_nonce: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            signature_algorithm=algorithms.HMAC_SHA256,
+            key=secret.encode(),
+            key_id=key_id,
+            use_nonce=use_nonce,
+            **kwargs,
+        )
         self.created_offset = created_offset
         self.fixed_nonce = nonce
 
@@ -79,8 +100,9 @@ async def ask_gateway(
     headers = {k.lower(): v for k, v in prepared.headers.items() if k.lower() in ENVOY_PASSES}
     headers["host"] = url.netloc.decode()
     content = body if body is not None else (prepared.body or b"")
-    return await client.request(method or prepared.method, "/authz" + target,
-                                headers=headers, content=content)
+    return await client.request(
+        method or prepared.method, "/authz" + target, headers=headers, content=content
+    )
 
 
 def new_nonce() -> str:

@@ -146,12 +146,11 @@ class FailureReporter:
         try:
             async with asyncio.timeout(self.timeout_seconds):
                 if await self.breaker.record_failure():
-                    log.warning(
-                        "circuit opened", extra={"breaker": self.breaker.name}
-                    )
+                    log.warning("circuit opened", extra={"breaker": self.breaker.name})
         except Exception as exc:  # noqa: BLE001 - never let reporting break the response
             log.warning(
-                "could not record a failure", extra={"breaker": self.breaker.name, "error": repr(exc)}
+                "could not record a failure",
+                extra={"breaker": self.breaker.name, "error": repr(exc)},
             )
 
 

@@ -62,8 +62,16 @@ def split_target(target: str) -> str:
     return path
 
 
-def _allow(gate: Gate, *, method: str, target: str, request_id: str, merchant_id: str,
-           key_id: str, scopes: tuple[str, ...]) -> Allowed:
+def _allow(
+    gate: Gate,
+    *,
+    method: str,
+    target: str,
+    request_id: str,
+    merchant_id: str,
+    key_id: str,
+    scopes: tuple[str, ...],
+) -> Allowed:
     headers = signed_headers(
         gate.settings.INTERNAL_SIGNING_SECRETS[0],
         method=method,
@@ -93,8 +101,15 @@ async def authorize(
         if method != "POST":
             raise Denied(405, "method-not-allowed", "Provider webhooks are POSTed.")
         # Providers sign with their own Standard Webhooks secret; the webhooks service checks it.
-        return _allow(gate, method=method, target=target, request_id=request_id, merchant_id="",
-                      key_id="", scopes=(SCOPE_PROVIDER_WEBHOOK,))
+        return _allow(
+            gate,
+            method=method,
+            target=target,
+            request_id=request_id,
+            merchant_id="",
+            key_id="",
+            scopes=(SCOPE_PROVIDER_WEBHOOK,),
+        )
     if path != PAYMENTS_PATH and not path.startswith(PAYMENTS_PATH + "/"):
         raise Denied(404, "route-not-found", "No such API route.")
 
@@ -110,8 +125,12 @@ async def authorize(
     write = method not in READ_METHODS
     needed = SCOPE_PAYMENTS_WRITE if write else SCOPE_PAYMENTS_READ
     if needed not in record.scopes:
-        raise Denied(403, "scope-missing", f"This key lacks the {needed} scope"
-                     + (" (read-only keys may only read)." if write else "."))
+        raise Denied(
+            403,
+            "scope-missing",
+            f"This key lacks the {needed} scope"
+            + (" (read-only keys may only read)." if write else "."),
+        )
 
     nonce = None
     if write:
@@ -144,21 +163,39 @@ async def authorize(
     except RedisError:
         raise unavailable("Redis") from None
     _raise_unless_admitted(admission.verdict, admission.retry_after_seconds)
-    return _allow(gate, method=method, target=target, request_id=request_id,
-                  merchant_id=record.merchant_id, key_id=record.key_id,
-                  scopes=tuple(sorted(record.scopes)))
+    return _allow(
+        gate,
+        method=method,
+        target=target,
+        request_id=request_id,
+        merchant_id=record.merchant_id,
+        key_id=record.key_id,
+        scopes=tuple(sorted(record.scopes)),
+    )
 
 
 def _raise_unless_admitted(verdict: Verdict, retry_after: float) -> None:
     if verdict == Verdict.ALLOWED:
         return
     if verdict == Verdict.CIRCUIT_OPEN:
-        raise Denied(503, "circuit-open", "Payments are failing upstream; not sending more for now.",
-                     retry_after_seconds=retry_after)
+        raise Denied(
+            503,
+            "circuit-open",
+            "Payments are failing upstream; not sending more for now.",
+            retry_after_seconds=retry_after,
+        )
     if verdict == Verdict.NONCE_REUSED:
         raise Denied(403, "signature-nonce-reused", "This signature nonce was already used.")
     if verdict == Verdict.RATE_LIMITED:
-        raise Denied(429, "rate-limited", "Too many requests for this merchant.",
-                     retry_after_seconds=retry_after)
-    raise Denied(429, "quota-exceeded", "The monthly payment quota of this plan is used up.",
-                 retry_after_seconds=retry_after)
+        raise Denied(
+            429,
+            "rate-limited",
+            "Too many requests for this merchant.",
+            retry_after_seconds=retry_after,
+        )
+    raise Denied(
+        429,
+        "quota-exceeded",
+        "The monthly payment quota of this plan is used up.",
+        retry_after_seconds=retry_after,
+    )

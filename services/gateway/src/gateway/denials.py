@@ -32,5 +32,9 @@ class Denied(Exception):
 
 
 def unavailable(what: str) -> Denied:
-    return Denied(503, "dependency-unavailable", f"{what} is unreachable; retry shortly.",
-                  retry_after_seconds=1)
+    return Denied(
+        503,
+        "dependency-unavailable",
+        f"{what} is unreachable; retry shortly.",
+        retry_after_seconds=1,
+    )

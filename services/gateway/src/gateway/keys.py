@@ -38,16 +38,25 @@ class KeyRecord:
 
 def bearer_key(authorization: str | None) -> str:
     if not authorization:
-        raise Denied(401, "key-missing", "Send Authorization: Bearer <api key>.",
-                     www_authenticate="Bearer")
+        raise Denied(
+            401, "key-missing", "Send Authorization: Bearer <api key>.", www_authenticate="Bearer"
+        )
     scheme, _, key = authorization.partition(" ")
     key = key.strip()
     if scheme.lower() != "bearer" or not key:
-        raise Denied(401, "key-malformed", "Authorization must be: Bearer <api key>.",
-                     www_authenticate="Bearer")
+        raise Denied(
+            401,
+            "key-malformed",
+            "Authorization must be: Bearer <api key>.",
+            www_authenticate="Bearer",
+        )
     if not key.startswith(KEY_PREFIXES) or len(key) > MAX_KEY_LENGTH or not key.isascii():
-        raise Denied(401, "key-unknown", "This API key is not known.",
-                     www_authenticate='Bearer error="invalid_token"')
+        raise Denied(
+            401,
+            "key-unknown",
+            "This API key is not known.",
+            www_authenticate='Bearer error="invalid_token"',
+        )
     return key
 
 
@@ -113,11 +122,7 @@ async def resolve(
         raw = await redis.get(cache_key)
         if raw is None:
             resolved = await _fetch(merchants, key_hash)
-            raw = (
-                _to_cache(resolved, box).encode()
-                if resolved is not None
-                else b'{"unknown":true}'
-            )
+            raw = _to_cache(resolved, box).encode() if resolved is not None else b'{"unknown":true}'
             await redis.set(
                 cache_key, raw, ex=ttl_seconds if resolved is not None else unknown_ttl_seconds
             )
@@ -129,8 +134,12 @@ async def resolve(
         await redis.delete(cache_key)
         raise unavailable("The key cache") from None
     if record is None or not hashes_match(record.key_hash, key):
-        raise Denied(401, "key-unknown", "This API key is not known.",
-                     www_authenticate='Bearer error="invalid_token"')
+        raise Denied(
+            401,
+            "key-unknown",
+            "This API key is not known.",
+            www_authenticate='Bearer error="invalid_token"',
+        )
     check_usable(record)
     return record
 
@@ -138,10 +147,18 @@ async def resolve(
 def check_usable(record: KeyRecord, now: float | None = None) -> None:
     """Checked on every request, cached or not, so a cached key cannot outlive its expiry."""
     if record.revoked:
-        raise Denied(401, "key-revoked", "This API key has been revoked.",
-                     www_authenticate='Bearer error="invalid_token"')
+        raise Denied(
+            401,
+            "key-revoked",
+            "This API key has been revoked.",
+            www_authenticate='Bearer error="invalid_token"',
+        )
     if record.expires_at is not None and (now or time.time()) >= record.expires_at:
-        raise Denied(401, "key-expired", "This API key has expired.",
-                     www_authenticate='Bearer error="invalid_token"')
+        raise Denied(
+            401,
+            "key-expired",
+            "This API key has expired.",
+            www_authenticate='Bearer error="invalid_token"',
+        )
     if record.merchant_status != "active":
         raise Denied(403, "merchant-inactive", "This merchant is not active.")

@@ -97,7 +97,9 @@ def verify(
 ) -> VerifiedSignature:
     headers = request.headers
     if "signature" not in headers or "signature-input" not in headers:
-        raise _denied("signature-missing", "Writes must carry Signature and Signature-Input (RFC 9421).")
+        raise _denied(
+            "signature-missing", "Writes must carry Signature and Signature-Input (RFC 9421)."
+        )
     if "content-digest" not in headers:
         raise _denied("content-digest-missing", "Writes must carry a Content-Digest (RFC 9530).")
     try:
@@ -107,7 +109,9 @@ def verify(
     except InvalidSignature as exc:
         raise _denied(*_reason_for(str(exc))) from None
     except (HTTPMessageSignaturesException, ValueError) as exc:
-        raise _denied("signature-malformed", f"The signature cannot be checked: {str(exc)[:200]}") from None
+        raise _denied(
+            "signature-malformed", f"The signature cannot be checked: {str(exc)[:200]}"
+        ) from None
     if not any(component in result.covered_components for component in PATH_COMPONENTS):
         raise _denied(*_reason_for("was not covered"))
     created = result.parameters["created"]
@@ -116,9 +120,13 @@ def verify(
         raise _denied("signature-created-stale", "The signature was created too long ago.")
     nonce = result.nonce
     if not nonce or len(nonce) > MAX_NONCE_LENGTH:
-        raise _denied("signature-nonce-missing", "The signature needs a nonce (at most 128 characters).")
+        raise _denied(
+            "signature-nonce-missing", "The signature needs a nonce (at most 128 characters)."
+        )
     try:
         ContentDigest.verify(headers["content-digest"], body)
     except InvalidSignature:
-        raise _denied("content-digest-mismatch", "Content-Digest does not match the body.") from None
+        raise _denied(
+            "content-digest-mismatch", "Content-Digest does not match the body."
+        ) from None
     return VerifiedSignature(key_id=key_id, nonce=nonce, created=created)

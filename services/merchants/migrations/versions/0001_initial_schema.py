@@ -5,8 +5,8 @@ Revises:
 Create Date: 2026-11-26 07:03:26.593391
 """
 
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = '0001'
@@ -67,7 +67,7 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['merchant_id'], ['merchants.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id')
     )
-    op.create_index('ix_merchant_events_merchant', 'merchant_events', ['merchant_id', 'id'], unique=False)
+    op.create_index('ix_merchant_events_merchant', 'merchant_events', ['merchant_id', 'id'], unique=False)  # noqa: E501
     # ### end Alembic commands ###
 
 

@@ -216,7 +216,9 @@ async def update_merchant(
 
 
 async def key_hashes(session: AsyncSession, *, merchant_id: str) -> list[str]:
-    return list(await session.scalars(select(ApiKey.key_hash).where(ApiKey.merchant_id == merchant_id)))
+    return list(
+        await session.scalars(select(ApiKey.key_hash).where(ApiKey.merchant_id == merchant_id))
+    )
 
 
 async def delete_merchant(session: AsyncSession, *, merchant_id: str, actor: str) -> list[str]:
@@ -259,15 +261,17 @@ async def _key_for_update(session: AsyncSession, *, merchant_id: str, key_id: st
     return key
 
 
-async def revoke_key(
-    session: AsyncSession, *, merchant_id: str, key_id: str, actor: str
-) -> ApiKey:
+async def revoke_key(session: AsyncSession, *, merchant_id: str, key_id: str, actor: str) -> ApiKey:
     """Idempotent: revoking a revoked key changes nothing (and records nothing)."""
     key = await _key_for_update(session, merchant_id=merchant_id, key_id=key_id)
     if key.revoked_at is None:
         key.revoked_at = now()
         _audit(
-            session, merchant_id=merchant_id, type_="key.revoked", actor=actor, detail={"key_id": key_id}
+            session,
+            merchant_id=merchant_id,
+            type_="key.revoked",
+            actor=actor,
+            detail={"key_id": key_id},
         )
     return key
 
@@ -320,7 +324,12 @@ async def rotate_credentials(
     for kind in ("api", "read"):
         if kind in current:
             new, old = await rotate_key(
-                session, box, merchant_id=merchant_id, key_id=current[kind].id, grace=grace, actor=actor
+                session,
+                box,
+                merchant_id=merchant_id,
+                key_id=current[kind].id,
+                grace=grace,
+                actor=actor,
             )
             old_keys.append(old)
         else:  # every key of this kind was revoked: just issue a fresh one

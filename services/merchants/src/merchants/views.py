@@ -14,7 +14,9 @@ def merchant_out(merchant: Merchant) -> MerchantOut:
         display_name=merchant.display_name,
         plan=merchant.plan,
         webhook_url=merchant.webhook_url,
-        rate_limit=RateLimit(requests_per_second=merchant.requests_per_second, burst=merchant.burst),
+        rate_limit=RateLimit(
+            requests_per_second=merchant.requests_per_second, burst=merchant.burst
+        ),
         quota=Quota(payments_per_month=merchant.payments_per_month),
         allowed_providers=list(merchant.allowed_providers),
         status=merchant.status,

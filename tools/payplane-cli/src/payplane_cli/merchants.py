@@ -20,7 +20,14 @@ from payplane_core.internal_client import InternalSigner
 from payplane_cli.stack import Stack
 
 # Exactly the keys of the Merchant's credentials Secret (the contract).
-SECRET_KEYS = ("merchant_id", "api_key", "api_key_id", "read_key", "signing_secret", "webhook_secret")
+SECRET_KEYS = (
+    "merchant_id",
+    "api_key",
+    "api_key_id",
+    "read_key",
+    "signing_secret",
+    "webhook_secret",
+)
 
 
 class MerchantError(RuntimeError):
@@ -128,7 +135,9 @@ def merchant_by_name(stack: Stack, name: str) -> dict[str, Any]:
     return response.json()
 
 
-def rotate_credentials(stack: Stack, name: str, *, grace_seconds: int | None = None) -> dict[str, Any]:
+def rotate_credentials(
+    stack: Stack, name: str, *, grace_seconds: int | None = None
+) -> dict[str, Any]:
     merchant = merchant_by_name(stack, name)
     body = {} if grace_seconds is None else {"grace_seconds": grace_seconds}
     response = _call(
@@ -163,7 +172,9 @@ def _providers(value: str) -> list[str]:
     return [p.strip() for p in value.split(",") if p.strip()]
 
 
-def register(sub: argparse._SubParsersAction, stack_of: Callable[[argparse.Namespace], Stack]) -> None:
+def register(
+    sub: argparse._SubParsersAction, stack_of: Callable[[argparse.Namespace], Stack]
+) -> None:
     merchant = sub.add_parser("merchant", help="manage merchants of the running platform")
     actions = merchant.add_subparsers(dest="merchant_command", required=True)
     create = actions.add_parser("create", help="create a merchant; prints its credentials (JSON)")
@@ -195,7 +206,9 @@ def register(sub: argparse._SubParsersAction, stack_of: Callable[[argparse.Names
 
     creds = sub.add_parser("credentials", help="print a merchant's credentials (JSON)")
     creds.add_argument("name")
-    creds.add_argument("--rotate", action="store_true", help="issue new keys (old ones get a grace)")
+    creds.add_argument(
+        "--rotate", action="store_true", help="issue new keys (old ones get a grace)"
+    )
     creds.add_argument("--grace-seconds", type=int, help="with --rotate: how long old keys work")
 
     def cmd_credentials(args: argparse.Namespace) -> int:

@@ -60,7 +60,12 @@ async def issue_key(
         async with sessions.begin() as session:
             await service.get_merchant(session, merchant_id=merchant_id, for_update=True)
             issued = await service.issue_key(
-                session, box, merchant_id=merchant_id, kind=body.kind, actor=caller, expires_at=expires_at
+                session,
+                box,
+                merchant_id=merchant_id,
+                kind=body.kind,
+                actor=caller,
+                expires_at=expires_at,
             )
     except service.MerchantNotFound:
         raise not_found(merchant_id) from None
@@ -80,7 +85,11 @@ async def rotate_key(
     redis: RedisDep,
     settings: SettingsDep,
 ) -> KeyRotated:
-    grace = body.grace_seconds if body.grace_seconds is not None else settings.KEY_ROTATION_GRACE_SECONDS
+    grace = (
+        body.grace_seconds
+        if body.grace_seconds is not None
+        else settings.KEY_ROTATION_GRACE_SECONDS
+    )
     try:
         async with sessions.begin() as session:
             new, old = await service.rotate_key(
@@ -114,7 +123,9 @@ async def revoke_key(
 ) -> KeyOut:
     try:
         async with sessions.begin() as session:
-            key = await service.revoke_key(session, merchant_id=merchant_id, key_id=key_id, actor=caller)
+            key = await service.revoke_key(
+                session, merchant_id=merchant_id, key_id=key_id, actor=caller
+            )
     except service.KeyNotFound:
         raise key_not_found(key_id) from None
     await drop_cached_keys(redis, [key.key_hash])
@@ -122,7 +133,9 @@ async def revoke_key(
 
 
 @resolve_router.post("/resolve", response_model=ResolvedKey)
-async def resolve_key(body: KeyResolve, _: GatewayCaller, sessions: Sessions, box: Box) -> ResolvedKey:
+async def resolve_key(
+    body: KeyResolve, _: GatewayCaller, sessions: Sessions, box: Box
+) -> ResolvedKey:
     """The gateway sends the key's hash, never the key itself."""
     async with sessions() as session:
         found = await service.resolve_key(session, box, key_hash=body.key_hash)
@@ -139,6 +152,8 @@ async def resolve_key(body: KeyResolve, _: GatewayCaller, sessions: Sessions, bo
         expires_at=key.expires_at.timestamp() if key.expires_at else None,
         revoked=key.revoked_at is not None,
         signing_secret=signing_secret,
-        rate_limit=RateLimit(requests_per_second=merchant.requests_per_second, burst=merchant.burst),
+        rate_limit=RateLimit(
+            requests_per_second=merchant.requests_per_second, burst=merchant.burst
+        ),
         quota=Quota(payments_per_month=merchant.payments_per_month),
     )

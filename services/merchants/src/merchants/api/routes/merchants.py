@@ -38,7 +38,9 @@ async def create_merchant(
             )
             out = merchant_out(merchant)
     except service.MerchantExists:
-        raise Problem(409, "merchant-exists", f"A merchant named {body.name} already exists.") from None
+        raise Problem(
+            409, "merchant-exists", f"A merchant named {body.name} already exists."
+        ) from None
     return MerchantCreated(merchant=out, credentials=credentials)
 
 
@@ -89,14 +91,18 @@ async def delete_merchant(
 
 
 @router.get("/{merchant_id}/webhook", response_model=WebhookTarget)
-async def get_webhook(merchant_id: str, _: AdminCaller, sessions: Sessions, box: Box) -> WebhookTarget:
+async def get_webhook(
+    merchant_id: str, _: AdminCaller, sessions: Sessions, box: Box
+) -> WebhookTarget:
     """Where and how to sign a merchant's webhooks (the notifier calls this)."""
     async with sessions() as session:
         try:
             merchant, secret = await service.webhook_target(session, box, merchant_id=merchant_id)
         except service.MerchantNotFound:
             raise not_found(merchant_id) from None
-    return WebhookTarget(merchant_id=merchant.id, webhook_url=merchant.webhook_url, webhook_secret=secret)
+    return WebhookTarget(
+        merchant_id=merchant.id, webhook_url=merchant.webhook_url, webhook_secret=secret
+    )
 
 
 @router.post("/{merchant_id}/credentials/rotate", response_model=Credentials)
@@ -109,7 +115,11 @@ async def rotate_credentials(
     redis: RedisDep,
     settings: SettingsDep,
 ) -> Credentials:
-    grace = body.grace_seconds if body.grace_seconds is not None else settings.KEY_ROTATION_GRACE_SECONDS
+    grace = (
+        body.grace_seconds
+        if body.grace_seconds is not None
+        else settings.KEY_ROTATION_GRACE_SECONDS
+    )
     try:
         async with sessions.begin() as session:
             credentials, old_keys = await service.rotate_credentials(
@@ -133,8 +143,12 @@ async def get_usage(merchant_id: str, _: AdminCaller, sessions: Sessions, redis:
     try:
         used = int(await redis.get(quota_counter_key(merchant_id, period)) or 0)
     except Exception:  # noqa: BLE001 - an unreachable counter is a 503, not a 500
-        raise Problem(503, "usage-unavailable", "Usage counters are unreachable; retry later.",
-                      headers={"Retry-After": "1"}) from None
+        raise Problem(
+            503,
+            "usage-unavailable",
+            "Usage counters are unreachable; retry later.",
+            headers={"Retry-After": "1"},
+        ) from None
     return Usage(
         merchant_id=merchant_id,
         period=period,
