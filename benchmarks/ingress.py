@@ -1,0 +1,82 @@
+"""Ingress overhead: signed create-payment through Envoy + gateway vs straight to payments."""
+
+import asyncio
+import json
+import time
+
+import requests
+from payplane_cli import local
+from payplane_cli.merchants import create_merchant, secret_view
+from payplane_cli.stack import Stack
+from payplane_core.db import drop_database
+from requests_http_signature import HTTPSignatureAuth, algorithms
+
+from benchmarks.load import Prepared, run
+from benchmarks.payments import signed_create
+
+REQUESTS = 2000
+CONCURRENCY = 16
+BODY = {"amount": 1999, "currency": "EUR"}
+
+
+def merchant_request(base: str, credentials: dict) -> Prepared:
+    """Signed exactly as a merchant does (requests-http-signature), before the clock starts."""
+    request = requests.Request(
+        "POST",
+        base + "/api/v1/payments",
+        data=json.dumps(BODY).encode(),
+        headers={
+            "Authorization": f"Bearer {credentials['api_key']}",
+            "Content-Type": "application/json",
+        },
+    ).prepare()
+    HTTPSignatureAuth(
+        signature_algorithm=algorithms.HMAC_SHA256,
+        key=credentials["signing_secret"].encode(),
+        key_id=credentials["api_key_id"],
+        covered_component_ids=("@method", "@path", "content-digest"),
+        use_nonce=True,
+    )(request)
+    return Prepared("POST", request.url, dict(request.headers), request.body)
+
+
+def run_bench() -> None:
+    stack = Stack.for_bench()
+    local.down(stack)
+    for database in ("payments", "merchants"):
+        asyncio.run(drop_database(stack.database_url(database)))
+    local.up(stack, ["payments", "merchants", "gateway", "envoy"])
+    try:
+        created = create_merchant(
+            stack,
+            name=f"bench-{time.time_ns()}",
+            requests_per_second=100_000,
+            burst=100_000,
+            payments_per_month=1_000_000_000,
+        )
+        credentials = secret_view(created["credentials"])
+        merchant_id = credentials["merchant_id"]
+        base = stack.url("envoy")
+        warm = [merchant_request(base, credentials) for _ in range(200)]
+        through = [merchant_request(base, credentials) for _ in range(REQUESTS)]
+        direct = [signed_create(stack, merchant_id) for _ in range(REQUESTS)]
+        asyncio.run(run("warmup", warm, CONCURRENCY, lambda s: s == 201))
+        # Interleave the two series so both see the same machine state.
+        a = asyncio.run(run("direct: POST payments (internal sig)", direct[: REQUESTS // 2], CONCURRENCY, lambda s: s == 201))
+        b = asyncio.run(run("ingress: Envoy + gateway + payments", through[: REQUESTS // 2], CONCURRENCY, lambda s: s == 201))
+        c = asyncio.run(run("direct: POST payments (internal sig)", direct[REQUESTS // 2 :], CONCURRENCY, lambda s: s == 201))
+        d = asyncio.run(run("ingress: Envoy + gateway + payments", through[REQUESTS // 2 :], CONCURRENCY, lambda s: s == 201))
+        for result in (a, b, c, d):
+            print(result.line())
+        direct_p50 = (a.pct(0.5) + c.pct(0.5)) / 2
+        ingress_p50 = (b.pct(0.5) + d.pct(0.5)) / 2
+        direct_p99 = (a.pct(0.99) + c.pct(0.99)) / 2
+        ingress_p99 = (b.pct(0.99) + d.pct(0.99)) / 2
+        print(
+            f"  ingress/direct: p50 {ingress_p50 / direct_p50:.2f}x "
+            f"(+{ingress_p50 - direct_p50:.2f} ms), p99 {ingress_p99 / direct_p99:.2f}x, "
+            f"throughput {((b.rps + d.rps) / 2) / ((a.rps + c.rps) / 2):.2f}x; "
+            "signed RFC 9421 requests with unique nonces, prepared before timing"
+        )
+    finally:
+        local.down(stack)
