@@ -14,11 +14,38 @@ def _stack(args: argparse.Namespace) -> Stack:
     return Stack.for_tests() if args.test_stack else Stack()
 
 
+EXAMPLE_MERCHANT = "example"
+
+
+def ensure_example_merchant(stack: Stack) -> bool:
+    """An example merchant to try the API with; True if it was made now."""
+    try:
+        merchant_commands.create_merchant(
+            stack,
+            name=EXAMPLE_MERCHANT,
+            display_name="Example Shop",
+            webhook_url="http://127.0.0.1:8090/webhooks",
+        )
+    except merchant_commands.MerchantError as exc:
+        if "already exists" not in str(exc):
+            raise
+        return False
+    return True
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     stack = _stack(args)
-    for name, address in local.up(stack, args.only or None):
+    started = local.up(stack, args.only or None)
+    for name, address in started:
         print(f"{name:<12} {address}")
     print(f"logs: {stack.log_dir}")
+    if not args.only and not args.no_example:
+        made = ensure_example_merchant(stack)
+        print(
+            f"\nmerchant '{EXAMPLE_MERCHANT}' {'created' if made else 'exists'}; its credentials:"
+            f" .venv/bin/payplane credentials {EXAMPLE_MERCHANT}"
+        )
+        print(f"ingress: {stack.url('envoy')}  (try: curl {stack.url('envoy')}/health)")
     return 0
 
 
@@ -42,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("up", help="start the platform locally and wait until it is healthy")
     p.add_argument("--only", nargs="*", help="start only these processes")
+    p.add_argument("--no-example", action="store_true", help="do not create the example merchant")
     p.set_defaults(func=cmd_up)
     sub.add_parser("down", help="stop what up started").set_defaults(func=cmd_down)
     sub.add_parser("status", help="which processes run").set_defaults(func=cmd_status)
@@ -54,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (RuntimeError, TimeoutError) as exc:
+    except (RuntimeError, TimeoutError) as exc:  # MerchantError is a RuntimeError
         print(f"payplane: {exc}", file=sys.stderr)
         return 1
 
