@@ -1,6 +1,8 @@
 """Async database engine, sessions, database creation and Alembic migrations."""
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
@@ -8,7 +10,12 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 
 def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
@@ -64,3 +71,11 @@ def migrate(alembic_ini: Path, url: str, revision: str = "head") -> None:
 async def prepare_database(alembic_ini: Path, url: str) -> None:
     await ensure_database(url)
     await asyncio.to_thread(migrate, alembic_ini, url)
+
+
+@asynccontextmanager
+async def autocommit(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection where each statement is its own transaction: for work that is one atomic
+    statement, it saves the BEGIN and COMMIT round trips."""
+    async with engine.connect() as conn:
+        yield await conn.execution_options(isolation_level="AUTOCOMMIT")

@@ -1,9 +1,9 @@
 """Idempotency-Key handling (IETF httpapi idempotency-key draft).
 
-The key row is claimed in its own short transaction before the work starts, so a concurrent
-request with the same key sees it at once (409 while in flight) instead of waiting on a lock.
-The work's transaction then stores the response on the row, so the payment and the stored
-response commit together. A claim whose request died is taken over once its lock expires.
+The key row is claimed by its own statement before the work starts, so a concurrent request
+with the same key sees it at once (409 while in flight) instead of waiting on a lock. The
+statement that writes the payment also stores the response on the row, so the payment and the
+stored response commit together. A claim whose request died is taken over once its lock expires.
 """
 
 import hashlib
@@ -13,9 +13,10 @@ from datetime import timedelta
 from typing import Any
 
 from payplane_core.problems import Problem
-from sqlalchemy import delete, update
+from payplane_core.db import autocommit
+from sqlalchemy import delete, select, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from payments.models import IdempotencyKey
 from payments.outbox import now
@@ -46,7 +47,7 @@ def validate_key(key: str) -> str:
 
 
 async def claim(
-    sessions: async_sessionmaker,
+    engine: AsyncEngine,
     *,
     merchant_id: str,
     key: str,
@@ -68,8 +69,9 @@ async def claim(
         locked_until=at + lock,
         expires_at=at + ttl,
     )
-    async with sessions.begin() as session:
-        inserted = await session.scalar(
+    # Each step is one atomic statement; a concurrent request sees the claim at once.
+    async with autocommit(engine) as conn:
+        inserted = await conn.scalar(
             insert(IdempotencyKey).values(**values).on_conflict_do_nothing().returning(
                 IdempotencyKey.key
             )
@@ -77,7 +79,7 @@ async def claim(
         if inserted is not None:
             return None
         # Take over an expired key, or an in-flight claim whose request died.
-        taken = await session.scalar(
+        taken = await conn.scalar(
             update(IdempotencyKey)
             .where(
                 IdempotencyKey.merchant_id == merchant_id,
@@ -90,10 +92,16 @@ async def claim(
         )
         if taken is not None:
             return None
-        existing = await session.get(IdempotencyKey, (merchant_id, key))
+        existing = (
+            await conn.execute(
+                select(IdempotencyKey.__table__).where(
+                    IdempotencyKey.merchant_id == merchant_id, IdempotencyKey.key == key
+                )
+            )
+        ).first()
     if existing is None:  # deleted between our statements: the first request failed; retry
         return await claim(
-            sessions, merchant_id=merchant_id, key=key, print_=print_, ttl=ttl, lock=lock
+            engine, merchant_id=merchant_id, key=key, print_=print_, ttl=ttl, lock=lock
         )
     if existing.fingerprint != print_:
         raise Problem(
@@ -112,21 +120,10 @@ async def claim(
     return Replay(existing.response_status, existing.response_body)
 
 
-async def complete(
-    session: AsyncSession, *, merchant_id: str, key: str, status: int, body: str
-) -> None:
-    """Store the response in the work's own transaction."""
-    await session.execute(
-        update(IdempotencyKey)
-        .where(IdempotencyKey.merchant_id == merchant_id, IdempotencyKey.key == key)
-        .values(state="completed", response_status=status, response_body=body)
-    )
-
-
-async def release(sessions: async_sessionmaker, *, merchant_id: str, key: str) -> None:
+async def release(engine: AsyncEngine, *, merchant_id: str, key: str) -> None:
     """The work failed: forget the claim so the client can retry with the same key."""
-    async with sessions.begin() as session:
-        await session.execute(
+    async with autocommit(engine) as conn:
+        await conn.execute(
             delete(IdempotencyKey).where(
                 IdempotencyKey.merchant_id == merchant_id,
                 IdempotencyKey.key == key,
@@ -135,9 +132,9 @@ async def release(sessions: async_sessionmaker, *, merchant_id: str, key: str) -
         )
 
 
-async def purge_expired(sessions: async_sessionmaker) -> int:
-    async with sessions.begin() as session:
-        result = await session.execute(
+async def purge_expired(engine: AsyncEngine) -> int:
+    async with autocommit(engine) as conn:
+        result = await conn.execute(
             delete(IdempotencyKey).where(IdempotencyKey.expires_at < now())
         )
     return result.rowcount

@@ -24,12 +24,11 @@ def payment_json(payment: Payment) -> dict:
     ).model_dump(mode="json")
 
 
-def enqueue(
-    session: AsyncSession, *, payment: Payment, at: datetime, headers: dict[str, str]
-) -> OutboxEvent:
-    """The event's body is exactly what the merchant's webhook will carry."""
+def event_for(payment: Payment, *, at: datetime, headers: dict[str, str]) -> OutboxEvent:
+    """The event announcing the payment's current status; its body is exactly what the
+    merchant's webhook will carry."""
     event_type = f"payment.{payment.status}"
-    event = OutboxEvent(
+    return OutboxEvent(
         id=new_id("evt"),
         payment_id=payment.id,
         merchant_id=payment.merchant_id,
@@ -46,6 +45,13 @@ def enqueue(
         next_retry_at=at,
         created_at=at,
     )
+
+
+def enqueue(
+    session: AsyncSession, *, payment: Payment, at: datetime, headers: dict[str, str]
+) -> OutboxEvent:
+    """Add the event to the caller's transaction."""
+    event = event_for(payment, at=at, headers=headers)
     session.add(event)
     return event
 

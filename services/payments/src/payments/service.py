@@ -4,9 +4,11 @@ state change, its timeline row and its outbox row always land together or not at
 from datetime import datetime
 from typing import Any
 
+import json
+
 from payplane_core.ids import new_id
-from sqlalchemy import select, tuple_
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import select, text, tuple_
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from payments import outbox
 from payments.models import Payment, PaymentEvent
@@ -39,16 +41,10 @@ def _timeline(
     )
 
 
-async def create_payment(
-    session: AsyncSession,
-    *,
-    merchant_id: str,
-    data: PaymentCreate,
-    source: str,
-    headers: dict[str, str],
-) -> Payment:
+def new_payment(*, merchant_id: str, data: PaymentCreate) -> Payment:
+    """The payment as it will be stored (not yet written)."""
     at = outbox.now()
-    payment = Payment(
+    return Payment(
         id=new_id("pay"),
         merchant_id=merchant_id,
         amount=data.amount,
@@ -60,11 +56,66 @@ async def create_payment(
         created_at=at,
         updated_at=at,
     )
-    session.add(payment)
-    await session.flush()  # the payment row must exist before rows that reference it
-    _timeline(session, payment=payment, type_="payment.created", source=source, detail={}, at=at)
-    outbox.enqueue(session, payment=payment, at=at, headers=headers)
-    return payment
+
+
+# The payment, its first timeline row, its outbox event and (with an Idempotency-Key) the stored
+# response, in ONE statement: atomic on its own, one round trip, no explicit transaction.
+_CREATE = """
+WITH payment AS (
+    INSERT INTO payments (id, merchant_id, amount, currency, status, provider, description,
+                          metadata, created_at, updated_at)
+    VALUES (:id, :merchant_id, :amount, :currency, :status, NULL, :description,
+            CAST(:metadata AS jsonb), :at, :at)
+    RETURNING id
+), timeline AS (
+    INSERT INTO payment_events (payment_id, type, status, source, detail, at)
+    SELECT id, 'payment.created', :status, :source, '{}'::jsonb, :at FROM payment
+), event AS (
+    INSERT INTO outbox_events (id, payment_id, merchant_id, event_type, routing_key, payload,
+                               headers, state, attempts, next_retry_at, created_at)
+    SELECT :event_id, id, :merchant_id, :event_type, :event_type, CAST(:payload AS jsonb),
+           CAST(:headers AS jsonb), 'pending', 0, :at, :at
+    FROM payment
+)%s
+SELECT id FROM payment
+"""
+_COMPLETE_KEY = """, idempotency AS (
+    UPDATE idempotency_keys SET state = 'completed', response_status = 201,
+                                response_body = :response
+    WHERE merchant_id = :merchant_id AND key = :key AND EXISTS (SELECT 1 FROM payment)
+)"""
+
+
+async def insert_payment(
+    conn: AsyncConnection,
+    *,
+    payment: Payment,
+    response: str,
+    source: str,
+    headers: dict[str, str],
+    idempotency_key: str | None = None,
+) -> None:
+    """Write a new payment with its timeline row, outbox event and stored response (if keyed)."""
+    event = outbox.event_for(payment, at=payment.created_at, headers=headers)
+    params = {
+        "id": payment.id,
+        "merchant_id": payment.merchant_id,
+        "amount": payment.amount,
+        "currency": payment.currency,
+        "status": payment.status,
+        "description": payment.description,
+        "metadata": json.dumps(payment.metadata_),
+        "at": payment.created_at,
+        "source": source,
+        "event_id": event.id,
+        "event_type": event.event_type,
+        "payload": json.dumps(event.payload),
+        "headers": json.dumps(event.headers),
+    }
+    statement = _CREATE % (_COMPLETE_KEY if idempotency_key is not None else "")
+    if idempotency_key is not None:
+        params |= {"key": idempotency_key, "response": response}
+    await conn.execute(text(statement), params)
 
 
 async def get_payment(
@@ -132,7 +183,8 @@ async def record_event(
 
 __all__ = [
     "PaymentNotFound",
-    "create_payment",
+    "insert_payment",
+    "new_payment",
     "get_payment",
     "list_payments",
     "record_event",

@@ -8,13 +8,17 @@ from payplane_core.app import Internal
 from payplane_core.context import request_id_var
 from payplane_core.internal_auth import SCOPE_PAYMENTS_READ, SCOPE_PAYMENTS_WRITE
 from payplane_core.problems import Problem
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from payments.core.config import Settings
 
 
 def get_settings(request: Request) -> Settings:
     return request.app.state.settings
+
+
+def get_engine(request: Request) -> AsyncEngine:
+    return request.app.state.engine
 
 
 def get_sessions(request: Request) -> async_sessionmaker:
@@ -27,6 +31,7 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+Engine = Annotated[AsyncEngine, Depends(get_engine)]
 Sessions = Annotated[async_sessionmaker, Depends(get_sessions)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 

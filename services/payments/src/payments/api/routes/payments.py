@@ -6,14 +6,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import Response
+from payplane_core.db import autocommit
 from payplane_core.problems import Problem
 
 from payments import idempotency, service
 from payments.api.deps import (
+    Engine,
     MerchantReader,
     MerchantWriter,
     SessionDep,
-    Sessions,
     SettingsDep,
     require_json,
     trace_headers,
@@ -38,14 +39,14 @@ async def create_payment(
     body: PaymentCreate,
     request: Request,
     merchant_id: MerchantWriter,
-    sessions: Sessions,
+    engine: Engine,
     settings: SettingsDep,
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> Response:
     key = idempotency.validate_key(idempotency_key) if idempotency_key is not None else None
     if key is not None:
         replay = await idempotency.claim(
-            sessions,
+            engine,
             merchant_id=merchant_id,
             key=key,
             print_=idempotency.fingerprint(body.model_dump(mode="json")),
@@ -59,23 +60,21 @@ async def create_payment(
                 media_type="application/json",
                 headers={"Idempotent-Replayed": "true"},
             )
+    payment = service.new_payment(merchant_id=merchant_id, data=body)
+    result = json.dumps(payment_json(payment), separators=(",", ":"))
     try:
-        async with sessions.begin() as session:
-            payment = await service.create_payment(
-                session,
-                merchant_id=merchant_id,
-                data=body,
+        async with autocommit(engine) as conn:  # one statement, atomic on its own
+            await service.insert_payment(
+                conn,
+                payment=payment,
+                response=result,
                 source="api",
                 headers=trace_headers(request),
+                idempotency_key=key,
             )
-            result = json.dumps(payment_json(payment), separators=(",", ":"))
-            if key is not None:
-                await idempotency.complete(
-                    session, merchant_id=merchant_id, key=key, status=201, body=result
-                )
     except BaseException:
         if key is not None:
-            await idempotency.release(sessions, merchant_id=merchant_id, key=key)
+            await idempotency.release(engine, merchant_id=merchant_id, key=key)
         raise
     return Response(
         result,
