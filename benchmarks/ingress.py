@@ -62,10 +62,38 @@ def run_bench() -> None:
         direct = [signed_create(stack, merchant_id) for _ in range(REQUESTS)]
         asyncio.run(run("warmup", warm, CONCURRENCY, lambda s: s == 201))
         # Interleave the two series so both see the same machine state.
-        a = asyncio.run(run("direct: POST payments (internal sig)", direct[: REQUESTS // 2], CONCURRENCY, lambda s: s == 201))
-        b = asyncio.run(run("ingress: Envoy + gateway + payments", through[: REQUESTS // 2], CONCURRENCY, lambda s: s == 201))
-        c = asyncio.run(run("direct: POST payments (internal sig)", direct[REQUESTS // 2 :], CONCURRENCY, lambda s: s == 201))
-        d = asyncio.run(run("ingress: Envoy + gateway + payments", through[REQUESTS // 2 :], CONCURRENCY, lambda s: s == 201))
+        a = asyncio.run(
+            run(
+                "direct: POST payments (internal sig)",
+                direct[: REQUESTS // 2],
+                CONCURRENCY,
+                lambda s: s == 201,
+            )
+        )
+        b = asyncio.run(
+            run(
+                "ingress: Envoy + gateway + payments",
+                through[: REQUESTS // 2],
+                CONCURRENCY,
+                lambda s: s == 201,
+            )
+        )
+        c = asyncio.run(
+            run(
+                "direct: POST payments (internal sig)",
+                direct[REQUESTS // 2 :],
+                CONCURRENCY,
+                lambda s: s == 201,
+            )
+        )
+        d = asyncio.run(
+            run(
+                "ingress: Envoy + gateway + payments",
+                through[REQUESTS // 2 :],
+                CONCURRENCY,
+                lambda s: s == 201,
+            )
+        )
         for result in (a, b, c, d):
             print(result.line())
         direct_p50 = (a.pct(0.5) + c.pct(0.5)) / 2

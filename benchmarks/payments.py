@@ -44,11 +44,17 @@ def run_bench() -> None:
         warmup = [signed_create(stack, merchant) for _ in range(300)]
         creates = [signed_create(stack, merchant) for _ in range(REQUESTS)]
         asyncio.run(run("warmup", warmup, CONCURRENCY, lambda s: s == 201))
-        base = asyncio.run(run("baseline: GET /health (no database)", health, CONCURRENCY, lambda s: s == 200))
-        result = asyncio.run(run("POST /api/v1/payments (direct)", creates, CONCURRENCY, lambda s: s == 201))
+        base = asyncio.run(
+            run("baseline: GET /health (no database)", health, CONCURRENCY, lambda s: s == 200)
+        )
+        result = asyncio.run(
+            run("POST /api/v1/payments (direct)", creates, CONCURRENCY, lambda s: s == 201)
+        )
         print(base.line())
         print(result.line())
-        print(f"  create costs {result.pct(0.5) / base.pct(0.5):.1f}x the /health p50; "
-              "each create = 1 transaction (payment + timeline + outbox rows)")
+        print(
+            f"  create costs {result.pct(0.5) / base.pct(0.5):.1f}x the /health p50; "
+            "each create = 1 transaction (payment + timeline + outbox rows)"
+        )
     finally:
         local.down(stack)

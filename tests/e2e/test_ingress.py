@@ -36,14 +36,20 @@ def assert_problem(response, status: int, reason: str | None = None) -> dict:
 
 
 def test_create_list_show_and_track(client, merchant):
-    created = client.post("/api/v1/payments", {"amount": 4200, "currency": "EUR"},
-                          headers={"Idempotency-Key": "e2e-1"})
+    created = client.post(
+        "/api/v1/payments",
+        {"amount": 4200, "currency": "EUR"},
+        headers={"Idempotency-Key": "e2e-1"},
+    )
     assert created.status_code == 201, created.text
     payment = created.json()
     assert payment["merchant_id"] == merchant.merchant_id
 
-    replay = client.post("/api/v1/payments", {"amount": 4200, "currency": "EUR"},
-                         headers={"Idempotency-Key": "e2e-1"})
+    replay = client.post(
+        "/api/v1/payments",
+        {"amount": 4200, "currency": "EUR"},
+        headers={"Idempotency-Key": "e2e-1"},
+    )
     assert replay.status_code == 201 and replay.headers["idempotent-replayed"] == "true"
     assert replay.json()["id"] == payment["id"]
 
@@ -74,7 +80,9 @@ def test_forged_replayed_and_tampered_requests_are_refused(client, merchant):
     assert_problem(client.post("/api/v1/payments", body, key=b"forged-secret"), 403)
 
     signed = requests.Request(
-        "POST", client.base + "/api/v1/payments", data=json.dumps(body).encode(),
+        "POST",
+        client.base + "/api/v1/payments",
+        data=json.dumps(body).encode(),
         headers={"Authorization": f"Bearer {merchant.api_key}", "Content-Type": "application/json"},
     ).prepare()
     client.signer()(signed)
@@ -82,7 +90,9 @@ def test_forged_replayed_and_tampered_requests_are_refused(client, merchant):
     assert_problem(client.send(signed.copy()), 403)  # the same nonce again: a replay
 
     tampered = requests.Request(
-        "POST", client.base + "/api/v1/payments", data=json.dumps(body).encode(),
+        "POST",
+        client.base + "/api/v1/payments",
+        data=json.dumps(body).encode(),
         headers={"Authorization": f"Bearer {merchant.api_key}", "Content-Type": "application/json"},
     ).prepare()
     client.signer()(tampered)
@@ -152,7 +162,9 @@ def test_every_response_has_security_headers_and_a_request_id(client, ingress_ur
 def test_a_client_request_id_is_kept(client):
     response = client.get("/api/v1/payments", headers={"X-Request-Id": "merchant-trace-42"})
     assert response.headers["x-request-id"] == "merchant-trace-42"
-    denied = client.get("/api/v1/payments", bearer="rk_nobody", headers={"X-Request-Id": "trace-43"})
+    denied = client.get(
+        "/api/v1/payments", bearer="rk_nobody", headers={"X-Request-Id": "trace-43"}
+    )
     assert denied.json()["request_id"] == "trace-43"
 
 
@@ -161,6 +173,7 @@ def test_per_ip_rate_limit_answers_429_after_the_burst(stack, ingress_url):
         connector = aiohttp.TCPConnector(limit=64, local_addr=(source, 0))
         statuses: dict[int, int] = {}
         async with aiohttp.ClientSession(connector=connector) as session:
+
             async def one() -> None:
                 async with session.get(ingress_url + "/health") as response:
                     await response.read()
@@ -207,17 +220,24 @@ def echo_server():
 def test_a_route_added_by_swapping_files_is_live_within_a_second(stack, client, echo_server):
     base = local_ingress.ingress_for(stack)
     dynamic_dir = local_ingress.config_dir(stack) / "dynamic"
-    extended = type(base)(**{
-        **base.__dict__,
-        "upstreams": (*base.upstreams, Upstream("echo", "127.0.0.1", echo_server)),
-        "routes": (*base.routes, Route("echo", ("GET",), "echo", path="/echo", authorize=False)),
-    })
+    extended = type(base)(
+        **{
+            **base.__dict__,
+            "upstreams": (*base.upstreams, Upstream("echo", "127.0.0.1", echo_server)),
+            "routes": (
+                *base.routes,
+                Route("echo", ("GET",), "echo", path="/echo", authorize=False),
+            ),
+        }
+    )
     failures, done = [], threading.Event()
 
     def traffic() -> None:  # requests running across the swap
         while not done.is_set():
-            for response in (client.get("/api/v1/payments", params={"limit": 1}),
-                             requests.get(client.base + "/health", timeout=5)):
+            for response in (
+                client.get("/api/v1/payments", params={"limit": 1}),
+                requests.get(client.base + "/health", timeout=5),
+            ):
                 if response.status_code != 200:
                     failures.append(response.status_code)
 

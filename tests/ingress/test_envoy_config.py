@@ -10,7 +10,10 @@ from payplane_ingress.tls import ensure_self_signed
 
 def ingress(**overrides) -> Ingress:
     defaults = dict(
-        upstreams=(Upstream("payments", "127.0.0.1", 8101), Upstream("webhooks", "127.0.0.1", 8105)),
+        upstreams=(
+            Upstream("payments", "127.0.0.1", 8101),
+            Upstream("webhooks", "127.0.0.1", 8105),
+        ),
         routes=contract_routes(),
     )
     return Ingress(**(defaults | overrides))
@@ -41,8 +44,10 @@ def test_routes_are_exactly_the_contract():
     config = render.route_configuration(ingress())
     routes = config["virtual_hosts"][0]["routes"]
     served = {
-        (r["match"].get("path") or r["match"].get("safe_regex", {}).get("regex"),
-         r["match"]["headers"][0]["string_match"]["exact"])
+        (
+            r["match"].get("path") or r["match"].get("safe_regex", {}).get("regex"),
+            r["match"]["headers"][0]["string_match"]["exact"],
+        )
         for r in routes
         if "route" in r
     }
@@ -71,17 +76,27 @@ def test_internal_headers_are_stripped_first_and_only_the_gateway_sets_them():
         "envoy.filters.http.ext_authz",
         "envoy.filters.http.router",
     ]
-    removed = {m["remove"] for m in hcm["http_filters"][0]["typed_config"]["mutations"]["request_mutations"]}
+    removed = {
+        m["remove"]
+        for m in hcm["http_filters"][0]["typed_config"]["mutations"]["request_mutations"]
+    }
     assert removed == set(INTERNAL_HEADERS)
     authz = hcm["http_filters"][2]["typed_config"]
     assert authz["failure_mode_allow"] is False
     assert authz["with_request_body"]["allow_partial_message"] is False
-    upstream = {p["exact"] for p in authz["http_service"]["authorization_response"]["allowed_upstream_headers"]["patterns"]}
+    upstream = {
+        p["exact"]
+        for p in authz["http_service"]["authorization_response"]["allowed_upstream_headers"][
+            "patterns"
+        ]
+    }
     assert set(INTERNAL_HEADERS) <= upstream
 
 
 def test_admin_listens_on_loopback_only():
-    assert render.bootstrap(ingress(listen_host="0.0.0.0"))["admin"]["address"]["socket_address"]["address"] == "127.0.0.1"
+    public = ingress(listen_host="0.0.0.0")  # noqa: S104 - the point of the test
+    admin = render.bootstrap(public)["admin"]["address"]["socket_address"]
+    assert admin["address"] == "127.0.0.1"
 
 
 def test_hsts_only_with_tls(tmp_path):

@@ -14,7 +14,9 @@ async def db_url():
 
 @pytest.fixture(scope="session")
 async def app(db_url):
-    app = create_app(Settings(DATABASE_URL=db_url, INTERNAL_SIGNING_SECRETS=[SECRET], DB_POOL_SIZE=25))
+    app = create_app(
+        Settings(DATABASE_URL=db_url, INTERNAL_SIGNING_SECRETS=[SECRET], DB_POOL_SIZE=25)
+    )
     async with app.router.lifespan_context(app):
         yield app
 

@@ -59,7 +59,7 @@ async def test_read_only_scope_can_read_but_not_write(app, client):
 
 async def test_pagination_over_250_payments_has_no_gap_and_no_repeat(client):
     created = []
-    for batch in range(5):
+    for _ in range(5):
         responses = await asyncio.gather(*(create(client, amount=i + 1) for i in range(50)))
         assert all(r.status_code == 201 for r in responses)
         created += [r.json()["id"] for r in responses]
@@ -157,8 +157,11 @@ async def test_bad_bodies_answer_a_problem_and_write_nothing(client, db, merchan
         (b"amount=100&currency=EUR", "application/x-www-form-urlencoded", 415),
         (b'{"amount": 100, "currency": "EUR"}', "text/plain", 415),
         (b'{"amount": 100, "currency": "EUR"}', None, 415),
-        (b'{"amount": 100, "currency": "EUR", "description": "' + b"x" * 70_000 + b'"}',
-         "application/json", 413),
+        (
+            b'{"amount": 100, "currency": "EUR", "description": "' + b"x" * 70_000 + b'"}',
+            "application/json",
+            413,
+        ),
     ],
 )
 async def test_malformed_requests(client, db, merchant_id, content, content_type, status):

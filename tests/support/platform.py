@@ -69,7 +69,9 @@ class Client:
         )
         return HTTPSignatureAuth(**(options | overrides))
 
-    def post(self, path: str, body, *, bearer: str | None = None, headers=None, sign=True, **signer):
+    def post(
+        self, path: str, body, *, bearer: str | None = None, headers=None, sign=True, **signer
+    ):
         """``signer`` overrides the RFC 9421 signer's options (e.g. ``key=`` to forge)."""
         headers = {"Authorization": f"Bearer {bearer or self.merchant.api_key}"} | (headers or {})
         data = body if isinstance(body, bytes) else json.dumps(body).encode()

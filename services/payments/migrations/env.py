@@ -1,5 +1,4 @@
-from payplane_core.migrations import run_env
-
 from payments.models import Base
+from payplane_core.migrations import run_env
 
 run_env(Base.metadata)

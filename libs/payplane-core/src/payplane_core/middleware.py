@@ -90,7 +90,9 @@ class RequestContextMiddleware:
 
     async def _too_large(self, send: Send, request_id: str) -> None:
         body = json.dumps(
-            problem_body(413, "body-too-large", f"Request bodies are limited to {self.max_body_bytes} bytes.")
+            problem_body(
+                413, "body-too-large", f"Request bodies are limited to {self.max_body_bytes} bytes."
+            )
         ).encode()
         await send(
             {

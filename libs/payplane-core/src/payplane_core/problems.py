@@ -65,7 +65,11 @@ def problem_response(problem: Problem) -> JSONResponse:
 def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     # Only where and why: echoing the rejected input could reflect secrets into logs or clients.
     return [
-        {"loc": [str(p) for p in err.get("loc", ())], "msg": err.get("msg", ""), "type": err["type"]}
+        {
+            "loc": [str(p) for p in err.get("loc", ())],
+            "msg": err.get("msg", ""),
+            "type": err["type"],
+        }
         for err in exc.errors()
     ]
 
@@ -79,7 +83,9 @@ async def _on_validation(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = _validation_errors(exc)
     if any(e["type"] == "json_invalid" for e in errors):
-        return problem_response(Problem(400, "malformed-json", "The request body is not valid JSON."))
+        return problem_response(
+            Problem(400, "malformed-json", "The request body is not valid JSON.")
+        )
     return problem_response(
         Problem(
             422,

@@ -7,7 +7,7 @@ from pydantic import BeforeValidator, Field, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # A value that is fine on a laptop and must never reach a real deployment.
-LOCAL_DEFAULT_SECRET = "changethis-local-only"
+LOCAL_DEFAULT_SECRET = "changethis-local-only"  # noqa: S105 - refused outside local mode
 
 
 class Environment(StrEnum):
@@ -41,9 +41,7 @@ class ServiceSettings(BaseSettings):
 
     # HMAC secrets for the internal signature. The first one signs; all of them verify, so a
     # secret can be rotated by prepending the new one, rolling out, then dropping the old one.
-    INTERNAL_SIGNING_SECRETS: CsvList = Field(
-        default_factory=lambda: [LOCAL_DEFAULT_SECRET]
-    )
+    INTERNAL_SIGNING_SECRETS: CsvList = Field(default_factory=lambda: [LOCAL_DEFAULT_SECRET])
     INTERNAL_SIGNATURE_MAX_AGE_SECONDS: int = 30
 
     @model_validator(mode="after")

@@ -1,4 +1,4 @@
-"""Envoy v3 resources from an ``Ingress``: bootstrap, listener (LDS), routes (RDS), clusters (CDS)."""
+"""Envoy v3 resources from an ``Ingress``: bootstrap, listener, routes and clusters."""
 
 from typing import Any
 
@@ -47,8 +47,6 @@ def _problem(status: int, slug: str, title: str, detail: str) -> dict[str, Any]:
         "detail": detail,
         "request_id": "%REQ(X-REQUEST-ID)%",
     }
-
-
 
 
 # -- clusters ----------------------------------------------------------------------------------
@@ -110,9 +108,7 @@ def clusters(ingress: Ingress) -> dict[str, Any]:
 # -- routes ------------------------------------------------------------------------------------
 def _match(route: Route, method: str | None) -> dict[str, Any]:
     match: dict[str, Any] = (
-        {"path": route.path}
-        if route.path
-        else {"safe_regex": {"regex": route.regex}}
+        {"path": route.path} if route.path else {"safe_regex": {"regex": route.regex}}
     )
     if method:
         match["headers"] = [{"name": ":method", "string_match": {"exact": method}}]
@@ -130,7 +126,11 @@ def _upstream_route(route: Route, method: str, upstreams: dict[str, Upstream]) -
             "num_retries": 2,
             "per_try_timeout": _duration(min(target.timeout_ms, 3_000)),
         }
-    entry = {"name": f"{route.name}-{method.lower()}", "match": _match(route, method), "route": action}
+    entry = {
+        "name": f"{route.name}-{method.lower()}",
+        "match": _match(route, method),
+        "route": action,
+    }
     if not route.authorize:
         entry["typed_per_filter_config"] = _no_authz()
     return entry
@@ -143,7 +143,10 @@ def _method_not_allowed(route: Route) -> dict[str, Any]:
         "match": _match(route, None),
         "direct_response": {"status": 405},
         "response_headers_to_add": [
-            {"header": {"key": "allow", "value": allowed}, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}
+            {
+                "header": {"key": "allow", "value": allowed},
+                "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+            }
         ],
         "typed_per_filter_config": _no_authz(),
     }
@@ -163,7 +166,10 @@ def route_configuration(ingress: Ingress) -> dict[str, Any]:
     routes: list[dict[str, Any]] = [
         {
             "name": "health",
-            "match": {"path": "/health", "headers": [{"name": ":method", "string_match": {"exact": "GET"}}]},
+            "match": {
+                "path": "/health",
+                "headers": [{"name": ":method", "string_match": {"exact": "GET"}}],
+            },
             "direct_response": {"status": 200, "body": {"inline_string": '{"status":"ok"}'}},
             "response_headers_to_add": [
                 {
@@ -230,7 +236,10 @@ def _ip_rate_limit(ingress: Ingress) -> dict[str, Any]:
         "tokens_per_fill": ingress.ip_rps,
         "fill_interval": "1s",
     }
-    enabled = {"default_value": {"numerator": 100, "denominator": "HUNDRED"}, "runtime_key": "ip_rl"}
+    enabled = {
+        "default_value": {"numerator": 100, "denominator": "HUNDRED"},
+        "runtime_key": "ip_rl",
+    }
     return {
         "name": "envoy.filters.http.local_ratelimit",
         "typed_config": {
@@ -252,7 +261,10 @@ def _ip_rate_limit(ingress: Ingress) -> dict[str, Any]:
             "descriptors": [{"entries": [{"key": "remote_address"}], "token_bucket": bucket}],
             "rate_limits": [{"actions": [{"remote_address": {}}]}],
             "response_headers_to_add": [
-                {"header": {"key": "retry-after", "value": "1"}, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}
+                {
+                    "header": {"key": "retry-after", "value": "1"},
+                    "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+                }
             ],
         },
     }
@@ -321,11 +333,29 @@ LOCAL_REPLIES = [
     ({"status": 404}, 404, "not-found", "Not Found", "No such route in the payplane API."),
     ({"status": 405}, 405, "method-not-allowed", "Method Not Allowed", "See the Allow header."),
     ({"status": 413}, 413, "body-too-large", "Content Too Large", "The request body is too large."),
-    ({"status": 510}, 429, "rate-limited", "Too Many Requests", "Too many requests from this address."),
+    (
+        {"status": 510},
+        429,
+        "rate-limited",
+        "Too Many Requests",
+        "Too many requests from this address.",
+    ),
     ({"flag": "UO"}, 503, "overloaded", "Service Unavailable", "At capacity; retry later."),
-    ({"flag": "UF"}, 503, "upstream-unavailable", "Service Unavailable", "A service is unreachable."),
+    (
+        {"flag": "UF"},
+        503,
+        "upstream-unavailable",
+        "Service Unavailable",
+        "A service is unreachable.",
+    ),
     ({"flag": "UH"}, 503, "upstream-unavailable", "Service Unavailable", "No healthy instance."),
-    ({"flag": "UT"}, 504, "upstream-timeout", "Gateway Timeout", "A service did not answer in time."),
+    (
+        {"flag": "UT"},
+        504,
+        "upstream-timeout",
+        "Gateway Timeout",
+        "A service did not answer in time.",
+    ),
     (
         {"flag": "UAEX", "status": 502},
         503,
@@ -367,7 +397,8 @@ def _http_connection_manager(ingress: Ingress) -> dict[str, Any]:
         "@type": T + "extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
         "stat_prefix": "ingress",
         "codec_type": "AUTO",
-        "use_remote_address": True,  # the client is the peer; a client's X-Forwarded-For is not trusted
+        # The client is the TCP peer: a client's own X-Forwarded-For is not trusted.
+        "use_remote_address": True,
         "xff_num_trusted_hops": 0,
         "generate_request_id": True,
         "preserve_external_request_id": True,
@@ -387,7 +418,10 @@ def _http_connection_manager(ingress: Ingress) -> dict[str, Any]:
             _header_mutation(ingress),
             _ip_rate_limit(ingress),
             _ext_authz(ingress),
-            {"name": "envoy.filters.http.router", "typed_config": {"@type": T + "extensions.filters.http.router.v3.Router"}},
+            {
+                "name": "envoy.filters.http.router",
+                "typed_config": {"@type": T + "extensions.filters.http.router.v3.Router"},
+            },
         ],
         "local_reply_config": _local_reply_config(),
         "access_log": [
@@ -406,7 +440,10 @@ def _http_connection_manager(ingress: Ingress) -> dict[str, Any]:
 def listener(ingress: Ingress) -> dict[str, Any]:
     chain: dict[str, Any] = {
         "filters": [
-            {"name": "envoy.filters.network.http_connection_manager", "typed_config": _http_connection_manager(ingress)}
+            {
+                "name": "envoy.filters.network.http_connection_manager",
+                "typed_config": _http_connection_manager(ingress),
+            }
         ]
     }
     if ingress.tls is not None:
@@ -428,7 +465,9 @@ def listener(ingress: Ingress) -> dict[str, Any]:
     return {
         "@type": T + "config.listener.v3.Listener",
         "name": LISTENER,
-        "address": {"socket_address": {"address": ingress.listen_host, "port_value": ingress.listen_port}},
+        "address": {
+            "socket_address": {"address": ingress.listen_host, "port_value": ingress.listen_port}
+        },
         "per_connection_buffer_limit_bytes": 1024 * 1024,
         "filter_chains": [chain],
     }
@@ -450,7 +489,9 @@ def bootstrap(ingress: Ingress) -> dict[str, Any]:
     return {
         "node": {"id": "payplane-ingress", "cluster": "payplane"},
         "admin": {
-            "address": {"socket_address": {"address": ingress.admin_host, "port_value": ingress.admin_port}}
+            "address": {
+                "socket_address": {"address": ingress.admin_host, "port_value": ingress.admin_port}
+            }
         },
         "dynamic_resources": {
             "lds_config": {"path_config_source": _watched("lds"), "resource_api_version": "V3"},
@@ -461,7 +502,8 @@ def bootstrap(ingress: Ingress) -> dict[str, Any]:
                 {
                     "name": "envoy.resource_monitors.global_downstream_max_connections",
                     "typed_config": {
-                        "@type": T + "extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig",
+                        "@type": T + "extensions.resource_monitors.downstream_connections.v3."
+                        "DownstreamConnectionsConfig",
                         "max_active_downstream_connections": 10_000,
                     },
                 }
@@ -484,6 +526,8 @@ def static_bootstrap(ingress: Ingress) -> dict[str, Any]:
         "admin": bootstrap(ingress)["admin"],
         "static_resources": {
             "listeners": [{k: v for k, v in static_listener.items() if k != "@type"}],
-            "clusters": [{k: v for k, v in c.items() if k != "@type"} for c in clusters(ingress)["resources"]],
+            "clusters": [
+                {k: v for k, v in c.items() if k != "@type"} for c in clusters(ingress)["resources"]
+            ],
         },
     }

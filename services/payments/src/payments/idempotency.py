@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from payplane_core.problems import Problem
 from payplane_core.db import autocommit
+from payplane_core.problems import Problem
 from sqlalchemy import delete, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -72,9 +72,10 @@ async def claim(
     # Each step is one atomic statement; a concurrent request sees the claim at once.
     async with autocommit(engine) as conn:
         inserted = await conn.scalar(
-            insert(IdempotencyKey).values(**values).on_conflict_do_nothing().returning(
-                IdempotencyKey.key
-            )
+            insert(IdempotencyKey)
+            .values(**values)
+            .on_conflict_do_nothing()
+            .returning(IdempotencyKey.key)
         )
         if inserted is not None:
             return None
@@ -134,7 +135,5 @@ async def release(engine: AsyncEngine, *, merchant_id: str, key: str) -> None:
 
 async def purge_expired(engine: AsyncEngine) -> int:
     async with autocommit(engine) as conn:
-        result = await conn.execute(
-            delete(IdempotencyKey).where(IdempotencyKey.expires_at < now())
-        )
+        result = await conn.execute(delete(IdempotencyKey).where(IdempotencyKey.expires_at < now()))
     return result.rowcount

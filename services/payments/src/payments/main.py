@@ -45,5 +45,3 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             open_seconds=settings.BREAKER_OPEN_SECONDS,
         )
     return app
-
-

@@ -28,10 +28,13 @@ class Payment(Base):
         CheckConstraint("amount > 0", name="amount_positive"),
         CheckConstraint("currency ~ '^[A-Z]{3}$'", name="currency_iso"),
         CheckConstraint(
-            "status IN ('pending','processing','succeeded','failed','canceled')", name="status_known"
+            "status IN ('pending','processing','succeeded','failed','canceled')",
+            name="status_known",
         ),
         # Keyset pagination: newest first within one merchant.
-        Index("ix_payments_merchant_created", "merchant_id", text("created_at DESC"), text("id DESC")),
+        Index(
+            "ix_payments_merchant_created", "merchant_id", text("created_at DESC"), text("id DESC")
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)

@@ -1,10 +1,9 @@
 """Payment operations. Each runs inside the caller's transaction and never commits itself, so a
 state change, its timeline row and its outbox row always land together or not at all."""
 
+import json
 from datetime import datetime
 from typing import Any
-
-import json
 
 from payplane_core.ids import new_id
 from sqlalchemy import select, text, tuple_

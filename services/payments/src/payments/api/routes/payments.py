@@ -104,9 +104,7 @@ async def list_payments(
 @router.get("/{payment_id}/show", response_model=PaymentOut)
 async def show_payment(payment_id: str, merchant_id: MerchantReader, session: SessionDep) -> dict:
     try:
-        payment = await service.get_payment(
-            session, payment_id=payment_id, merchant_id=merchant_id
-        )
+        payment = await service.get_payment(session, payment_id=payment_id, merchant_id=merchant_id)
     except service.PaymentNotFound:
         raise _not_found(payment_id) from None
     return payment_json(payment)
@@ -115,9 +113,7 @@ async def show_payment(payment_id: str, merchant_id: MerchantReader, session: Se
 @router.get("/{payment_id}/tracking", response_model=Tracking)
 async def track_payment(payment_id: str, merchant_id: MerchantReader, session: SessionDep) -> dict:
     try:
-        payment = await service.get_payment(
-            session, payment_id=payment_id, merchant_id=merchant_id
-        )
+        payment = await service.get_payment(session, payment_id=payment_id, merchant_id=merchant_id)
     except service.PaymentNotFound:
         raise _not_found(payment_id) from None
     events = await service.timeline(session, payment_id=payment.id)
