@@ -21,6 +21,7 @@ import aio_pika
 import httpx
 import uvicorn
 from payplane_core.ids import new_id
+from payplane_core.internal_client import InternalSigner
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from standardwebhooks import Webhook
@@ -29,6 +30,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+
+from support.payments import SECRET
 
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/payplane_test"
 
@@ -218,6 +221,14 @@ class Receiver:
     delay: float = 0.0
     log: list[Received] = field(default_factory=list)
     base_url: str = ""
+    _seen: dict[str, int] = field(default_factory=dict)
+
+    def reset(self) -> None:
+        self.log.clear()
+        self._seen.clear()
+        self.fail_first.clear()
+        self.fail_always.clear()
+        self.delay = 0.0
 
     def url(self, merchant: str) -> str:
         return f"{self.base_url}/hooks/{merchant}"
@@ -236,7 +247,8 @@ class Receiver:
             verified = False
         if self.delay:
             await asyncio.sleep(self.delay)
-        seen = sum(1 for r in self.log if r.webhook_id == webhook_id)
+        seen = self._seen.get(webhook_id, 0)
+        self._seen[webhook_id] = seen + 1
         if not verified:
             status = 400
         elif merchant in self.fail_always or seen < self.fail_first.get(merchant, 0):
@@ -340,3 +352,73 @@ class WorkerProcess:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self.kill9()
+
+
+# -- merchants and worker settings ----------------------------------------------------------
+
+
+async def create_merchant(receiver: Receiver, merchants_url: str) -> tuple[str, str]:
+    name = f"wk-{uuid.uuid4().hex[:10]}"
+    async with httpx.AsyncClient(
+        base_url=merchants_url, auth=InternalSigner(SECRET, caller="tests"), timeout=10
+    ) as client:
+        response = await client.post(
+            "/internal/v1/merchants", json={"name": name, "webhook_url": receiver.url(name)}
+        )
+    assert response.status_code == 201, response.text
+    credentials = response.json()["credentials"]
+    receiver.secrets[name] = credentials["webhook_secret"]
+    return credentials["merchant_id"], name
+
+
+def worker_env(outbox_url: str, notifier_url: str, merchants_url: str, names: dict) -> dict:
+    """Settings of a test pipeline: compressed schedule, short leases, our own queue names."""
+    return {
+        **names,
+        "INTERNAL_SIGNING_SECRETS": SECRET,
+        "OUTBOX_DATABASE_URL": outbox_url,
+        "DATABASE_URL": notifier_url,
+        "MERCHANTS_URL": merchants_url,
+        "RELAY_POLL_INTERVAL_SECONDS": "0.02",
+        "RELAY_LEASE_SECONDS": "2",
+        "RETRY_POLL_INTERVAL_SECONDS": "0.05",
+        "DELIVERY_LEASE_SECONDS": "3",
+        "WEBHOOK_TIMEOUT_SECONDS": "2",
+        "WEBHOOK_RETRY_SCHEDULE_SECONDS": "0.3,0.6,1.2",
+        "MERCHANT_CACHE_SECONDS": "30",
+    }
+
+
+async def pay_and_settle(
+    payments_app, merchant_ids: list[str], count: int, *, concurrency: int = 8
+) -> float:
+    """``count`` payments through the payments API, each pending -> processing ->
+    succeeded|failed (3 outbox events each). Returns the seconds taken."""
+    from support.payments import client_for
+
+    started = time.perf_counter()
+    gate = asyncio.Semaphore(concurrency)
+    async with contextlib.AsyncExitStack() as stack:
+        merchants = [
+            await stack.enter_async_context(client_for(payments_app, merchant_id=m))
+            for m in merchant_ids
+        ]
+        internal = await stack.enter_async_context(client_for(payments_app, caller="providers"))
+
+        async def one(index: int) -> None:
+            async with gate:
+                created = await merchants[index % len(merchants)].post(
+                    "/api/v1/payments",
+                    json={"amount": 100 + index, "currency": "EUR"},
+                    headers={"x-request-id": f"req-{index}"},
+                )
+                assert created.status_code == 201, created.text
+                path = f"/internal/v1/payments/{created.json()['id']}/events"
+                for status in ("processing", "succeeded" if index % 2 else "failed"):
+                    moved = await internal.post(
+                        path, json={"type": f"provider.{status}", "status": status, "source": "t"}
+                    )
+                    assert moved.status_code == 200, moved.text
+
+        await asyncio.gather(*(one(i) for i in range(count)))
+    return time.perf_counter() - started

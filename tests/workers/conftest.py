@@ -1,22 +1,20 @@
 import contextlib
-import uuid
 
-import httpx
 import pytest
 from payments.core.config import Settings as PaymentsSettings
 from payments.main import create_app as create_payments_app
-from payplane_core.internal_client import InternalSigner
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 from support.db import fresh_database
 from support.payments import SECRET
 from support.pipeline import (
-    Receiver,
+    create_merchant,
     delete_topology,
     running_receiver,
     serve,
     topology_env,
     wait_until,
+    worker_env,
 )
 
 
@@ -46,7 +44,10 @@ async def empty_outbox(outbox_db):
 async def payments_app(outbox_url):
     app = create_payments_app(
         PaymentsSettings(
-            DATABASE_URL=outbox_url, INTERNAL_SIGNING_SECRETS=[SECRET], DB_POOL_SIZE=10
+            DATABASE_URL=outbox_url,
+            INTERNAL_SIGNING_SECRETS=[SECRET],
+            DB_POOL_SIZE=10,
+            LOG_LEVEL="WARNING",
         )
     )
     async with app.router.lifespan_context(app):
@@ -98,6 +99,7 @@ async def merchants_url():
             INTERNAL_SIGNING_SECRETS=[SECRET],
             ENCRYPTION_KEYS=["workers-test-encryption-key"],
             REDIS_URL=MERCHANTS_REDIS_URL,
+            LOG_LEVEL="WARNING",
         )
     )
     async with serve(app) as base_url:
@@ -113,43 +115,8 @@ async def receiver():
 @pytest.fixture
 async def merchant(receiver, merchants_url):
     """A fresh merchant whose webhook URL is the receiver; returns (merchant_id, name)."""
-    receiver.log.clear()
-    receiver.fail_first.clear()
-    receiver.fail_always.clear()
-    receiver.delay = 0.0
+    receiver.reset()
     return await create_merchant(receiver, merchants_url)
-
-
-async def create_merchant(receiver: Receiver, merchants_url: str) -> tuple[str, str]:
-    name = f"wk-{uuid.uuid4().hex[:10]}"
-    async with httpx.AsyncClient(
-        base_url=merchants_url, auth=InternalSigner(SECRET, caller="tests"), timeout=10
-    ) as client:
-        response = await client.post(
-            "/internal/v1/merchants", json={"name": name, "webhook_url": receiver.url(name)}
-        )
-    assert response.status_code == 201, response.text
-    credentials = response.json()["credentials"]
-    receiver.secrets[name] = credentials["webhook_secret"]
-    return credentials["merchant_id"], name
-
-
-def worker_env(outbox_url: str, notifier_url: str, merchants_url: str, names: dict) -> dict:
-    """Settings of a test pipeline: compressed schedule, short leases, our own queue names."""
-    return {
-        **names,
-        "INTERNAL_SIGNING_SECRETS": SECRET,
-        "OUTBOX_DATABASE_URL": outbox_url,
-        "DATABASE_URL": notifier_url,
-        "MERCHANTS_URL": merchants_url,
-        "RELAY_POLL_INTERVAL_SECONDS": "0.02",
-        "RELAY_LEASE_SECONDS": "2",
-        "RETRY_POLL_INTERVAL_SECONDS": "0.05",
-        "DELIVERY_LEASE_SECONDS": "3",
-        "WEBHOOK_TIMEOUT_SECONDS": "2",
-        "WEBHOOK_RETRY_SCHEDULE_SECONDS": "0.3,0.6,1.2",
-        "MERCHANT_CACHE_SECONDS": "30",
-    }
 
 
 @pytest.fixture
