@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -238,7 +238,10 @@ class Receiver:
 
     async def _hook(self, request: Request) -> Response:
         merchant = request.path_params["merchant"]
-        body = await request.body()
+        try:
+            body = await request.body()
+        except ClientDisconnect:  # the notifier was killed mid-request
+            return Response(status_code=499)
         webhook_id = request.headers.get("webhook-id", "")
         try:
             Webhook(self.secrets[merchant]).verify(body, dict(request.headers))
@@ -412,7 +415,7 @@ async def pay_and_settle(
                     json={"amount": 100 + index, "currency": "EUR"},
                     headers={"x-request-id": f"req-{index}"},
                 )
-                assert created.status_code == 201, created.text
+                assert created.status_code == 201, (created.status_code, created.text)
                 path = f"/internal/v1/payments/{created.json()['id']}/events"
                 for status in ("processing", "succeeded" if index % 2 else "failed"):
                     moved = await internal.post(

@@ -135,9 +135,7 @@ async def test_kill_relay_kill_notifier_restart_rabbitmq_nothing_lost(
     receiver.delay = 0.005  # keep deliveries in flight when the notifier is killed
     merchant_id, name = await create_merchant(receiver, merchants_url)
     notifier = await workers(NOTIFIER)
-    await pay_and_settle(
-        payments_app.state.sessions, [merchant_id], PAYMENTS
-    )  # a backlog of 3,000 events
+    await pay_and_settle(payments_app, [merchant_id], PAYMENTS)  # a backlog of 3,000 events
 
     # 1. kill -9 a relay in the middle of a batch: its claimed rows must be claimed again.
     relay = await workers(RELAY, RELAY_BATCH_SIZE=50)
