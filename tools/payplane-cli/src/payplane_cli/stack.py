@@ -299,6 +299,25 @@ PROCESSES: dict[str, Process] = {
             database="logs",
             alembic=SERVICES_DIR / "webhooks" / "alembic.ini",
         ),
+        # Issue 5: the async pipeline. The relay reads the payments database's outbox (its own
+        # variable, so DATABASE_URL never points a worker at another service's tables).
+        Process(
+            name="relay",
+            argv=uvicorn("workers.relay.main:create_app"),
+            port=8111,
+            cwd=SERVICES_DIR / "workers",
+            env=lambda stack: {"OUTBOX_DATABASE_URL": stack.database_url("payments")},
+            health="/ready",
+        ),
+        Process(
+            name="notifier",  # after merchants: it reads webhook URLs and secrets there
+            argv=uvicorn("workers.notifier.main:create_app"),
+            port=8112,
+            cwd=SERVICES_DIR / "workers",
+            database="notifier",
+            alembic=SERVICES_DIR / "workers" / "alembic.ini",
+            health="/ready",
+        ),
     ]
 }
 
