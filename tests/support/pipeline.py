@@ -343,6 +343,12 @@ class WorkerProcess:
 
             await wait_until(ready, within=within, interval=0.1, what=f"{self.factory} ready")
 
+    def freeze(self) -> None:
+        self.process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        self.process.send_signal(signal.SIGCONT)
+
     def kill9(self) -> None:
         self.process.send_signal(signal.SIGKILL)
         self.process.wait(timeout=5)

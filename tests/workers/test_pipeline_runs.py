@@ -10,6 +10,7 @@ the official ``standardwebhooks`` library, and every duplicate must carry the sa
 import asyncio
 import shutil
 import subprocess
+import time
 
 import pytest
 from sqlalchemy import text
@@ -109,6 +110,24 @@ async def leased_unpublished(db) -> int:
     )
 
 
+async def freeze_holding_a_batch(relay: WorkerProcess, db) -> int:
+    """Stop the relay (SIGSTOP) at a moment it holds claimed, unpublished rows; return how many.
+
+    The relay publishes a batch in milliseconds, so "mid-batch" is caught by freezing it first
+    and checking, rather than by hoping a kill lands at the right instant.
+    """
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if await _published_at_least(db, 100) and await leased_unpublished(db) > 0:
+            relay.freeze()
+            held = await leased_unpublished(db)
+            if held > 0:
+                return held
+            relay.thaw()
+        await asyncio.sleep(0.001)
+    raise AssertionError("never caught the relay holding a batch")
+
+
 def rabbitmq_app(action: str) -> None:
     subprocess.run(  # noqa: S603 - fixed argv
         [shutil.which("rabbitmqctl") or "rabbitmqctl", "-q", action],
@@ -139,12 +158,9 @@ async def test_kill_relay_kill_notifier_restart_rabbitmq_nothing_lost(
 
     # 1. kill -9 a relay in the middle of a batch: its claimed rows must be claimed again.
     relay = await workers(RELAY, RELAY_BATCH_SIZE=50)
-    await wait_until(
-        lambda: _published_at_least(empty_outbox, 600), within=30, interval=0.005, what="600"
-    )
+    orphaned = await freeze_holding_a_batch(relay, empty_outbox)
     relay.kill9()
-    orphaned = await leased_unpublished(empty_outbox)
-    assert orphaned > 0, "the relay was not holding a batch when killed"
+    assert await leased_unpublished(empty_outbox) == orphaned  # nobody else took them yet
     await workers(RELAY, RELAY_BATCH_SIZE=50)
 
     # 2. kill -9 the notifier while deliveries are in flight.
