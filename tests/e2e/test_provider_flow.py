@@ -1,6 +1,6 @@
 """Issue 6 end to end through Envoy: a payment goes to a simulated provider, its signed outcome
 comes back through the ingress to the webhooks service, and the merchant gets the verified
-final webhook. Needs the outbox relay and notifier (issue 5) in the local stack."""
+final webhook, through the outbox relay and the notifier."""
 
 import json
 import threading
@@ -10,18 +10,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 from payplane_cli.providers import SIMULATORS, register_provider, simulator_credentials
-from payplane_cli.stack import PROCESSES
 from payplane_core.internal_client import InternalSigner
 from standardwebhooks import Webhook
 from support.platform import Client, new_merchant
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(
-        not {"relay", "notifier"} <= set(PROCESSES),
-        reason="the outbox relay and notifier (issue 5) are not in the stack yet",
-    ),
-]
+pytestmark = pytest.mark.e2e
 HOOK = "/api/v1/payments/webhook"
 
 
