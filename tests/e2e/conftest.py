@@ -6,7 +6,9 @@ from payplane_cli.stack import Stack
 from support.platform import Client, new_merchant, start
 
 
-@pytest.fixture(scope="session")
+# Package scope: the platform stops when tests/e2e is done, so its workers never compete with
+# the worker tests that come after it.
+@pytest.fixture(scope="package")
 def stack() -> Stack:
     stack = Stack.for_tests()
     start(stack)
@@ -14,16 +16,16 @@ def stack() -> Stack:
     local.down(stack)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def ingress_url(stack) -> str:
     return stack.url("envoy")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def merchant(stack):
     return new_merchant(stack)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def client(ingress_url, merchant) -> Client:
     return Client(ingress_url, merchant)

@@ -57,6 +57,10 @@ async def workers(tmp_path, outbox_url, notifier_url, merchants_url, amqp_names)
         process.stop()
 
 
+async def _equals(value, expected) -> bool:
+    return await value == expected
+
+
 async def check_everything_delivered(receiver, outbox_db, notifier_db, merchant_names) -> dict:
     expected = await outbox_ids(outbox_db)
     assert len(expected) == EVENTS
@@ -69,9 +73,12 @@ async def check_everything_delivered(receiver, outbox_db, notifier_db, merchant_
         await scalar(outbox_db, "SELECT count(*) FROM outbox_events WHERE state <> 'published'")
         == 0
     )
-    assert (
-        await scalar(notifier_db, "SELECT count(*) FROM deliveries WHERE state = 'delivered'")
-        == EVENTS
+    # The receiver answers before the notifier commits "delivered": give the last ones a moment.
+    delivered_rows = "SELECT count(*) FROM deliveries WHERE state = 'delivered'"
+    await wait_until(
+        lambda: _equals(scalar(notifier_db, delivered_rows), EVENTS),
+        within=15,
+        what="every delivery recorded as delivered",
     )
     return {
         "requests": len(mine),
@@ -91,15 +98,20 @@ async def test_thousand_payments_every_event_delivered_and_verified(
     await workers(RELAY)
 
     took = await pay_and_settle(payments_app, [steady_id, flaky_id], PAYMENTS)
+    expected = await outbox_ids(empty_outbox)  # every event exists once the payments settled
     await wait_until(
-        lambda: len(receiver.delivered_ids()) >= EVENTS, within=90, interval=0.2, what="all"
+        lambda: expected <= receiver.delivered_ids(), within=90, interval=0.2, what="all"
     )
     seen = await check_everything_delivered(receiver, empty_outbox, empty_notifier, {steady, flaky})
     flaky_hits = [r for r in receiver.log if r.merchant == flaky]
     by_id: dict[str, list[int]] = {}
     for hit in flaky_hits:
         by_id.setdefault(hit.webhook_id, []).append(hit.status)
-    assert set(map(tuple, by_id.values())) == {(500, 204)}  # redelivered under the same id
+    # Every flaky event: refused once, then delivered under the same id. A loaded machine can
+    # make the notifier time out on an answer the receiver did send, so more 204s may follow:
+    # at-least-once delivery, deduped by webhook-id.
+    assert len(by_id) == EVENTS // 2
+    assert all(s[0] == 500 and set(s[1:]) == {204} for s in by_id.values()), by_id
     print(f"\n{PAYMENTS} payments in {took:.1f}s; {seen}")
 
 
@@ -182,8 +194,9 @@ async def test_kill_relay_kill_notifier_restart_rabbitmq_nothing_lost(
     await asyncio.to_thread(rabbitmq_app, "start_app")
     await wait_until(broker_up, within=30, interval=0.2, what="RabbitMQ back")
 
+    expected = await outbox_ids(empty_outbox)
     await wait_until(
-        lambda: len(receiver.delivered_ids()) >= EVENTS, within=120, interval=0.2, what="all"
+        lambda: expected <= receiver.delivered_ids(), within=120, interval=0.2, what="all"
     )
     seen = await check_everything_delivered(receiver, empty_outbox, empty_notifier, {name})
     reclaimed = await scalar(empty_outbox, "SELECT count(*) FROM outbox_events WHERE attempts > 1")
