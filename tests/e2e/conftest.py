@@ -3,7 +3,7 @@
 import pytest
 from payplane_cli import local
 from payplane_cli.stack import Stack
-from support.platform import Client, new_merchant, start
+from tests.support.platform import Client, new_merchant, start
 
 
 # Package scope: the platform stops when tests/e2e is done, so its workers never compete with

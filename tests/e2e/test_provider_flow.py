@@ -12,7 +12,7 @@ import pytest
 from payplane_cli.providers import SIMULATORS, register_provider, simulator_credentials
 from payplane_core.internal_client import InternalSigner
 from standardwebhooks import Webhook
-from support.platform import Client, new_merchant
+from tests.support.platform import Client, new_merchant
 
 pytestmark = pytest.mark.e2e
 HOOK = "/api/v1/payments/webhook"

@@ -7,19 +7,19 @@ from gateway.core.config import Settings
 from gateway.main import create_app
 from payplane_core.breaker import CircuitBreaker
 from redis.asyncio import Redis
-from support.merchants import REDIS_URL, SECRET, merchants_service
+from tests.support.merchants import REDIS_URL, SECRET, merchants_service
 
 GATEWAY_BASE = "http://gateway.test"
 ENCRYPTION_KEYS = ["test-gateway-cache-key"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def svc():
     async with merchants_service() as service:
         yield service
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def redis():
     client = Redis.from_url(REDIS_URL)
     yield client
@@ -47,7 +47,7 @@ def make_gateway(svc, *, in_process_merchants: bool = True, **overrides):
     return create_app(settings, merchants_transport=svc.transport if in_process_merchants else None)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def gateway(svc):
     async with gateway_app(svc) as app:
         yield app

@@ -4,9 +4,9 @@ and the gateway then fails fast. Here payments really fails (its database does n
 import httpx
 from payments.core.config import Settings as PaymentsSettings
 from payments.main import create_app as create_payments
-from support.internal import GatewayAuth
-from support.merchants import REDIS_URL, SECRET
-from support.signing import ask_gateway, signed_request
+from tests.support.internal import GatewayAuth
+from tests.support.merchants import REDIS_URL, SECRET
+from tests.support.signing import ask_gateway, signed_request
 
 
 async def test_payment_failures_open_the_breaker_the_gateway_reads(gw, creds, breaker):

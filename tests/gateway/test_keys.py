@@ -6,7 +6,7 @@ import httpx
 from payplane_core.apikeys import hash_key, key_cache_key
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
-from support.signing import ask_gateway, signed_request
+from tests.support.signing import ask_gateway, signed_request
 
 from .conftest import GATEWAY_BASE, gateway_app
 

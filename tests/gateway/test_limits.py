@@ -6,8 +6,8 @@ import time
 import httpx
 import pytest
 from payplane_core.usage import current_period, quota_counter_key
-from support.live import serve
-from support.signing import ask_gateway, signed_request
+from tests.support.live import serve
+from tests.support.signing import ask_gateway, signed_request
 
 from .conftest import make_gateway
 

@@ -9,8 +9,8 @@ from gateway.decision import split_target
 from gateway.denials import Denied
 from http_message_signatures import HTTPMessageSigner, MappingKeyResolver, algorithms
 from payplane_core.internal_auth import verify as verify_internal
-from support.merchants import SECRET
-from support.signing import ask_gateway, new_nonce, signed_request
+from tests.support.merchants import SECRET
+from tests.support.signing import ask_gateway, new_nonce, signed_request
 
 BODY = {"amount": 1250, "currency": "EUR", "description": "order 42"}
 

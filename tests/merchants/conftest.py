@@ -1,22 +1,22 @@
 import pytest
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import create_async_engine
-from support.db import fresh_database
-from support.merchants import REDIS_URL, merchants_service
+from tests.support.db import fresh_database
+from tests.support.merchants import REDIS_URL, merchants_service
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def db_url():
     return await fresh_database("merchants", "merchants")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def svc(db_url):
     async with merchants_service(db_url=db_url) as service:
         yield service
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def db(db_url):
     engine = create_async_engine(db_url)
     yield engine
@@ -29,7 +29,7 @@ async def client(svc):
         yield c
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def redis():
     client = Redis.from_url(REDIS_URL)
     yield client

@@ -10,7 +10,7 @@ from payplane_core.crypto import SecretBox
 from payplane_core.ids import has_prefix
 from sqlalchemy import text
 from standardwebhooks import Webhook
-from support.merchants import BASE_URL
+from tests.support.merchants import BASE_URL
 
 
 def secrets_of(credentials: dict) -> list[str]:

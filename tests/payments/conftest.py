@@ -3,16 +3,16 @@ from payments.core.config import Settings
 from payments.main import create_app
 from payplane_core.ids import new_id
 from sqlalchemy.ext.asyncio import create_async_engine
-from support.db import fresh_database
-from support.payments import SECRET, client_for
+from tests.support.db import fresh_database
+from tests.support.payments import SECRET, client_for
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def db_url():
     return await fresh_database("payments", "payments")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def app(db_url):
     app = create_app(
         Settings(DATABASE_URL=db_url, INTERNAL_SIGNING_SECRETS=[SECRET], DB_POOL_SIZE=25)
@@ -21,7 +21,7 @@ async def app(db_url):
         yield app
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def db(db_url):
     engine = create_async_engine(db_url)
     yield engine

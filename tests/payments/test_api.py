@@ -4,8 +4,8 @@ import asyncio
 
 import pytest
 from payplane_core.ids import new_id
-from support.internal import READ_SCOPES
-from support.payments import client_for, count
+from tests.support.internal import READ_SCOPES
+from tests.support.payments import client_for, count
 
 PROBLEM = "application/problem+json"
 

@@ -4,8 +4,8 @@ import time
 
 import httpx
 import pytest
-from support.internal import GatewayAuth
-from support.payments import SECRET, count
+from tests.support.internal import GatewayAuth
+from tests.support.payments import SECRET, count
 
 
 def auth(**kwargs):

@@ -11,10 +11,10 @@ from providers.main import create_app
 from redis.asyncio import Redis
 from simulator.core.config import Settings as SimulatorSettings
 from simulator.main import create_app as simulator_app
-from support.db import fresh_database
-from support.internal import GatewayAuth
-from support.live import serve
-from support.providers_flow import ENCRYPTION_KEY, SECRET, ingress_stand_in, whsec
+from tests.support.db import fresh_database
+from tests.support.internal import GatewayAuth
+from tests.support.live import serve
+from tests.support.providers_flow import ENCRYPTION_KEY, SECRET, ingress_stand_in, whsec
 from webhooks.core.config import Settings as WebhooksSettings
 from webhooks.main import create_app as webhooks_app
 
@@ -30,7 +30,7 @@ OPEN_SECONDS = 2
 THRESHOLD = 2
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def payments_url():
     url = await fresh_database("payments", "payments_providers")
     app = payments_app(PaymentsSettings(DATABASE_URL=url, INTERNAL_SIGNING_SECRETS=[SECRET]))
@@ -38,12 +38,12 @@ async def payments_url():
         yield base
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def providers_db():
     return await fresh_database("providers", "providers")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def amqp():
     connection = await aio_pika.connect_robust(AMQP_URL)
     channel = await connection.channel()
@@ -54,7 +54,7 @@ async def amqp():
     await connection.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def redis():
     client = Redis.from_url(REDIS_URL)
     yield client
@@ -67,7 +67,7 @@ async def reset_breakers(redis) -> None:
         await redis.delete(*keys)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def platform(payments_url, providers_db, amqp, redis):
     """payments, providers (consuming), webhooks, the ingress stand-in and two simulators,
     each on a real port; the simulators' callbacks go through the stand-in to webhooks."""
@@ -136,7 +136,7 @@ class Platform:
         self.payments_url, self.providers_url, self.sims = payments_url, providers_url, sims
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def registry(platform):
     async with httpx.AsyncClient(
         base_url=platform.providers_url, auth=GatewayAuth(SECRET, caller="cli", scopes=[])

@@ -4,8 +4,8 @@ import httpx
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
-from support.internal import GatewayAuth
-from support.providers_flow import SECRET, whsec
+from tests.support.internal import GatewayAuth
+from tests.support.providers_flow import SECRET, whsec
 
 NEW_SECRET = whsec("registry-test")
 BODY = {

@@ -2,7 +2,7 @@ import httpx
 import pytest
 from simulator.core.config import Settings
 from simulator.main import create_app
-from support.live import Receiver, serve
+from tests.support.live import Receiver, serve
 
 API_KEY = "sk_sim_test"
 SECRET = "whsec_" + "c2ltdWxhdG9yLXRlc3Qtc2VjcmV0LWJ5dGVz"

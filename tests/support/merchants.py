@@ -19,7 +19,7 @@ from merchants.core.config import Settings
 from merchants.main import create_app
 from payplane_core.internal_client import InternalSigner
 
-from support.db import fresh_database
+from tests.support.db import fresh_database
 
 SECRET = "test-internal-secret"  # noqa: S105 - tests only
 REDIS_URL = "redis://127.0.0.1:6379/1"  # issue 3's unit-test Redis db

@@ -2,7 +2,7 @@
 
 import httpx
 from sqlalchemy import text
-from support.internal import GatewayAuth
+from tests.support.internal import GatewayAuth
 
 SECRET = "test-internal-secret"
 

@@ -31,7 +31,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from support.payments import SECRET
+from tests.support.payments import SECRET
 
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/payplane_test"
 
@@ -403,7 +403,7 @@ async def pay_and_settle(
 ) -> float:
     """``count`` payments through the payments API, each pending -> processing ->
     succeeded|failed (3 outbox events each). Returns the seconds taken."""
-    from support.payments import client_for
+    from tests.support.payments import client_for
 
     started = time.perf_counter()
     gate = asyncio.Semaphore(concurrency)

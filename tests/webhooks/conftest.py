@@ -4,10 +4,10 @@ from payments.core.config import Settings as PaymentsSettings
 from payments.main import create_app as payments_app
 from providers.core.config import Settings as ProvidersSettings
 from providers.main import create_app as providers_app
-from support.db import fresh_database
-from support.internal import GatewayAuth
-from support.live import serve
-from support.providers_flow import ENCRYPTION_KEY, PROVIDER_SCOPE, SECRET, whsec
+from tests.support.db import fresh_database
+from tests.support.internal import GatewayAuth
+from tests.support.live import serve
+from tests.support.providers_flow import ENCRYPTION_KEY, PROVIDER_SCOPE, SECRET, whsec
 from webhooks.core.config import Settings
 from webhooks.main import create_app
 
@@ -15,7 +15,7 @@ PROVIDER = "sim-w"
 PROVIDER_SECRET = whsec("webhooks-test-provider")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def payments_url():
     url = await fresh_database("payments", "payments_webhooks")
     app = payments_app(PaymentsSettings(DATABASE_URL=url, INTERNAL_SIGNING_SECRETS=[SECRET]))
@@ -23,7 +23,7 @@ async def payments_url():
         yield base
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def providers_url():
     url = await fresh_database("providers", "providers_webhooks")
     app = providers_app(
@@ -50,12 +50,12 @@ async def providers_url():
         yield base
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def logs_url():
     return await fresh_database("webhooks", "logs")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def app(logs_url, payments_url, providers_url):
     app = create_app(
         Settings(

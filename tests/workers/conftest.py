@@ -5,9 +5,9 @@ from payments.core.config import Settings as PaymentsSettings
 from payments.main import create_app as create_payments_app
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
-from support.db import fresh_database
-from support.payments import SECRET
-from support.pipeline import (
+from tests.support.db import fresh_database
+from tests.support.payments import SECRET
+from tests.support.pipeline import (
     create_merchant,
     delete_topology,
     running_receiver,
@@ -18,13 +18,13 @@ from support.pipeline import (
 )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def outbox_url():
     """A payments-schema database of our own (the relay reads the payments service's outbox)."""
     return await fresh_database("payments", "relay")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def outbox_db(outbox_url):
     engine = create_async_engine(outbox_url, pool_size=5)
     yield engine
@@ -40,7 +40,7 @@ async def empty_outbox(outbox_db):
     return outbox_db
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def payments_app(outbox_url):
     app = create_payments_app(
         PaymentsSettings(
@@ -67,12 +67,12 @@ async def amqp_names():
 MERCHANTS_REDIS_URL = "redis://127.0.0.1:6379/13"  # this suite's own Redis db
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def notifier_url():
     return await fresh_database("workers", "notifier")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def notifier_db(notifier_url):
     engine = create_async_engine(notifier_url, pool_size=5)
     yield engine
@@ -86,7 +86,7 @@ async def empty_notifier(notifier_db):
     return notifier_db
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def merchants_url():
     """The real merchants service over real HTTP (worker processes call it too)."""
     from merchants.core.config import Settings as MerchantsSettings
@@ -106,7 +106,7 @@ async def merchants_url():
         yield base_url
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def receiver():
     async with running_receiver() as r:
         yield r

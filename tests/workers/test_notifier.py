@@ -10,9 +10,9 @@ import json
 import aio_pika
 import httpx
 from sqlalchemy import text
-from support.internal import GatewayAuth
-from support.payments import SECRET, client_for
-from support.pipeline import AMQP_URL, insert_outbox_events, take_all, wait_until
+from tests.support.internal import GatewayAuth
+from tests.support.payments import SECRET, client_for
+from tests.support.pipeline import AMQP_URL, insert_outbox_events, take_all, wait_until
 
 
 async def create_payment(payments_app, merchant_id: str, amount: int = 1000) -> dict:

@@ -14,7 +14,7 @@ import time
 
 import pytest
 from sqlalchemy import text
-from support.pipeline import (
+from tests.support.pipeline import (
     WorkerProcess,
     create_merchant,
     pay_and_settle,

@@ -5,8 +5,8 @@ import contextlib
 
 import httpx
 from sqlalchemy import text
-from support.payments import client_for
-from support.pipeline import (
+from tests.support.payments import client_for
+from tests.support.pipeline import (
     duplicates,
     insert_outbox_events,
     outbox_states,
