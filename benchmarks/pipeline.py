@@ -9,7 +9,6 @@ Databases ``payplane_bench_pipeline_*`` and queue names of its own; everything i
 import asyncio
 import json
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -18,11 +17,10 @@ from payplane_core.db import drop_database, prepare_database
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-# The receiver, worker-process and merchant helpers are the test suite's (tests/support).
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-from support.payments import SECRET, client_for  # noqa: E402
-from support.pipeline import (  # noqa: E402
+# The receiver, worker-process and merchant helpers are the test suite's (tests/support),
+# importable as ``tests.support`` since ``make bench`` runs from the repository root.
+from tests.support.payments import SECRET, client_for
+from tests.support.pipeline import (
     WorkerProcess,
     create_merchant,
     delete_topology,
