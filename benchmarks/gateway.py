@@ -13,7 +13,6 @@ from http_message_signatures import HTTPMessageSigner, MappingKeyResolver, algor
 from payplane_cli import local
 from payplane_cli.merchants import create_merchant
 from payplane_cli.stack import Stack
-from payplane_core.db import drop_database
 from redis import Redis
 
 from benchmarks.load import Prepared, run
@@ -64,9 +63,7 @@ def redis_commands(stack: Stack) -> int:
 
 def run_bench() -> None:
     stack = Stack.for_bench()
-    local.down(stack)
-    asyncio.run(drop_database(stack.database_url("merchants")))
-    local.up(stack, ["merchants", "gateway"])
+    local.fresh_up(stack, ["merchants", "gateway"])
     try:
         creds = create_merchant(
             stack,

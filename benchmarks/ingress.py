@@ -8,7 +8,6 @@ import requests
 from payplane_cli import local
 from payplane_cli.merchants import create_merchant, secret_view
 from payplane_cli.stack import Stack
-from payplane_core.db import drop_database
 from requests_http_signature import HTTPSignatureAuth, algorithms
 
 from benchmarks.load import Prepared, run
@@ -42,10 +41,7 @@ def merchant_request(base: str, credentials: dict) -> Prepared:
 
 def run_bench() -> None:
     stack = Stack.for_bench()
-    local.down(stack)
-    for database in ("payments", "merchants"):
-        asyncio.run(drop_database(stack.database_url(database)))
-    local.up(stack, ["payments", "merchants", "gateway", "envoy"])
+    local.fresh_up(stack, ["payments", "merchants", "gateway", "envoy"])
     try:
         created = create_merchant(
             stack,

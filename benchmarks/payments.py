@@ -5,7 +5,6 @@ import json
 
 from payplane_cli import local
 from payplane_cli.stack import Stack
-from payplane_core.db import drop_database
 from payplane_core.ids import new_id
 from payplane_core.internal_auth import SCOPE_PAYMENTS_READ, SCOPE_PAYMENTS_WRITE, signed_headers
 
@@ -35,9 +34,7 @@ def signed_create(stack: Stack, merchant_id: str) -> Prepared:
 
 def run_bench() -> None:
     stack = Stack.for_bench()
-    local.down(stack)
-    asyncio.run(drop_database(stack.database_url("payments")))
-    local.up(stack, ["payments"])
+    local.fresh_up(stack, ["payments"])
     try:
         merchant = new_id("mer")
         health = [Prepared("GET", f"{stack.url('payments')}/health", {})] * REQUESTS

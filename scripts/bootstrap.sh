@@ -47,12 +47,17 @@ if ! (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; then
   wait_for 60 RabbitMQ bash -c '(exec 3<>/dev/tcp/127.0.0.1/5672)'
 fi
 
-# The test suite's own RabbitMQ vhost, so its workers never consume the local stack's events.
-if command -v rabbitmqctl >/dev/null && [ "$(id -u)" -eq 0 ] \
-   && ! rabbitmqctl -q list_vhosts 2>/dev/null | grep -qx payplane_test; then
-  log "creating RabbitMQ vhost payplane_test"
-  rabbitmqctl -q add_vhost payplane_test
-  rabbitmqctl -q set_permissions -p payplane_test guest '.*' '.*' '.*'
+# The test suite's and the benchmarks' own RabbitMQ vhosts, so their workers never consume the
+# local stack's events.
+if command -v rabbitmqctl >/dev/null && [ "$(id -u)" -eq 0 ]; then
+  vhosts=$(rabbitmqctl -q list_vhosts 2>/dev/null || true)
+  for vhost in payplane_test payplane_bench; do
+    if ! grep -qx "$vhost" <<<"$vhosts"; then
+      log "creating RabbitMQ vhost $vhost"
+      rabbitmqctl -q add_vhost "$vhost"
+      rabbitmqctl -q set_permissions -p "$vhost" guest '.*' '.*' '.*'
+    fi
+  done
 fi
 
 # The platform's database role (password auth works under trust and scram alike).

@@ -1,9 +1,15 @@
 """The generated Envoy configuration: valid for the real Envoy, and saying what we mean."""
 
+import socket
+import ssl
+import subprocess
+import time
+
+import httpx
 import pytest
 from payplane_core.internal_auth import INTERNAL_HEADERS
 from payplane_ingress import render
-from payplane_ingress.files import validate_all
+from payplane_ingress.files import envoy_binary, validate_all, write_all
 from payplane_ingress.model import Ingress, Tls, Upstream, contract_routes
 from payplane_ingress.tls import ensure_self_signed
 
@@ -107,3 +113,44 @@ def test_hsts_only_with_tls(tmp_path):
 
     assert "strict-transport-security" not in response_headers(ingress())
     assert "strict-transport-security" in response_headers(ingress(tls=Tls("c", "k")))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_tls_termination_serves_https_with_hsts(tmp_path):
+    """A real Envoy with the generated TLS listener: HTTPS works, plain HTTP does not."""
+    cert, key = ensure_self_signed(tmp_path / "tls")
+    port = _free_port()
+    config = ingress(
+        tls=Tls(str(cert), str(key)),
+        listen_port=port,
+        admin_port=_free_port(),
+        access_log_path=str(tmp_path / "access.log"),
+    )
+    bootstrap = write_all(config, tmp_path / "envoy")
+    envoy = subprocess.Popen(  # noqa: S603 - our own argv
+        [envoy_binary(), "-c", str(bootstrap), "--use-dynamic-base-id", "-l", "error"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                trust = ssl.create_default_context(cafile=str(cert))
+                response = httpx.get(f"https://127.0.0.1:{port}/health", verify=trust)
+                break
+            except httpx.ConnectError:
+                assert time.monotonic() < deadline, "Envoy did not come up"
+                time.sleep(0.1)
+        assert response.status_code == 200
+        assert response.headers["strict-transport-security"].startswith("max-age=")
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
+    finally:
+        envoy.terminate()
+        envoy.wait(timeout=10)

@@ -1,27 +1,19 @@
 """The whole platform as local processes for end-to-end tests (the test stack: ports +1000)."""
 
-import asyncio
 import json
 import time
 from dataclasses import dataclass
 
-import redis
 import requests
 from payplane_cli import local
 from payplane_cli.merchants import create_merchant, secret_view
-from payplane_cli.stack import PROCESSES, Stack
-from payplane_core.db import drop_database
+from payplane_cli.stack import Stack
 from requests_http_signature import HTTPSignatureAuth, algorithms
 
 
 def start(stack: Stack) -> None:
-    """A clean platform: no process of an earlier run, fresh databases, empty Redis db."""
-    local.down(stack)
-    for process in PROCESSES.values():
-        if process.database:
-            asyncio.run(drop_database(stack.database_url(process.database)))
-    redis.Redis.from_url(stack.redis_url).flushdb()
-    local.up(stack)
+    """A clean platform: no process of an earlier run, fresh databases, Redis db and vhost."""
+    local.fresh_up(stack)
 
 
 @dataclass

@@ -1,8 +1,11 @@
 """``payplane up`` / ``down`` / ``status``: the whole platform as local processes."""
 
 import asyncio
+import shutil
+import subprocess
 
-from payplane_core.db import prepare_database
+import redis
+from payplane_core.db import drop_database, prepare_database
 
 from payplane_cli.stack import PROCESSES, Stack
 
@@ -33,3 +36,37 @@ def down(stack: Stack) -> list[str]:
 
 def status(stack: Stack) -> list[tuple[str, int | None]]:
     return [(name, stack.pid_of(name)) for name in PROCESSES]
+
+
+def fresh_up(stack: Stack, only: list[str] | None = None) -> list[tuple[str, str]]:
+    """Start from nothing: for the test and bench stacks, never the local one.
+
+    Stops what runs, drops the chosen processes' databases, empties the stack's Redis db and
+    recreates its RabbitMQ vhost (so no message of an earlier run is replayed), then ``up``.
+    """
+    if stack.name == "local":
+        raise RuntimeError("fresh_up wipes data: not for the local stack")
+    down(stack)
+    for name in only or PROCESSES:
+        if (database := PROCESSES[name].database) is not None:
+            asyncio.run(drop_database(stack.database_url(database)))
+    redis.Redis.from_url(stack.redis_url).flushdb()
+    _recreate_vhost(stack.amqp_vhost)
+    return up(stack, only)
+
+
+def _recreate_vhost(vhost: str) -> None:
+    rabbitmqctl = shutil.which("rabbitmqctl")
+    if rabbitmqctl is None or vhost in ("", "/"):
+        return
+    for argv in (
+        ["delete_vhost", vhost],
+        ["add_vhost", vhost],
+        ["set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
+    ):
+        subprocess.run(  # noqa: S603 - fixed argv
+            [rabbitmqctl, "-q", *argv],
+            capture_output=True,
+            timeout=60,
+            check=argv[0] != "delete_vhost",
+        )

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -92,7 +93,7 @@ class Stack:
             db_prefix="payplane_bench_",
             redis_url="redis://127.0.0.1:6379/14",
             amqp_url=os.environ.get(
-                "PAYPLANE_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/payplane_test"
+                "PAYPLANE_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/payplane_bench"
             ),
         )
 
@@ -102,6 +103,10 @@ class Stack:
 
     def url(self, process: str) -> str:
         return f"http://127.0.0.1:{self.port(PROCESSES[process].port)}"
+
+    @property
+    def amqp_vhost(self) -> str:
+        return urlsplit(self.amqp_url).path.removeprefix("/") or "/"
 
     def database_url(self, database: str) -> str:
         return f"{self.pg_url}/{self.db_prefix}{database}"
@@ -140,6 +145,8 @@ class Stack:
             "REDIS_URL": self.redis_url,
             "AMQP_URL": self.amqp_url,
             "PAYPLANE_STATE_DIR": str(self.state_dir),
+            # The scheme merchants sign in @target-uri: https when Envoy terminates TLS.
+            "PUBLIC_SCHEME": "https" if os.environ.get("PAYPLANE_INGRESS_TLS") == "1" else "http",
         }
         for name, process in PROCESSES.items():
             if process.port is not None:
