@@ -6,7 +6,8 @@ from datetime import datetime
 from typing import Any
 
 from payplane_core.ids import new_id
-from sqlalchemy import select, text, tuple_
+from payplane_core.pagination import newest_first
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from payments import outbox
@@ -135,16 +136,15 @@ async def get_payment(
 async def list_payments(
     session: AsyncSession, *, merchant_id: str, limit: int, starting_after: str | None
 ) -> tuple[list[Payment], bool]:
-    """Newest first, keyset-paginated on (created_at, id) so pages never skip or repeat."""
-    query = select(Payment).where(Payment.merchant_id == merchant_id)
-    if starting_after is not None:
-        cursor = await get_payment(session, payment_id=starting_after, merchant_id=merchant_id)
-        query = query.where(
-            tuple_(Payment.created_at, Payment.id) < tuple_(cursor.created_at, cursor.id)
-        )
-    query = query.order_by(Payment.created_at.desc(), Payment.id.desc()).limit(limit + 1)
-    rows = list(await session.scalars(query))
-    return rows[:limit], len(rows) > limit
+    """Newest first; ``CursorNotFound`` if ``starting_after`` is not one of this merchant's."""
+    return await newest_first(
+        session,
+        select(Payment).where(Payment.merchant_id == merchant_id),
+        time=Payment.created_at,
+        ident=Payment.id,
+        limit=limit,
+        starting_after=starting_after,
+    )
 
 
 async def timeline(session: AsyncSession, *, payment_id: str) -> list[PaymentEvent]:

@@ -2,14 +2,13 @@
 
 from datetime import datetime
 
-from sqlalchemy import select, tuple_
+from payplane_core.pagination import CursorNotFound, newest_first
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from webhooks.models import WebhookLog
 
-
-class CursorNotFound(Exception):
-    pass
+__all__ = ["CursorNotFound", "search"]
 
 
 async def search(
@@ -39,13 +38,11 @@ async def search(
         query = query.where(WebhookLog.received_at >= since)
     if until is not None:
         query = query.where(WebhookLog.received_at < until)
-    if starting_after is not None:
-        cursor = await session.get(WebhookLog, starting_after)
-        if cursor is None:
-            raise CursorNotFound(starting_after)
-        query = query.where(
-            tuple_(WebhookLog.received_at, WebhookLog.id) < tuple_(cursor.received_at, cursor.id)
-        )
-    query = query.order_by(WebhookLog.received_at.desc(), WebhookLog.id.desc()).limit(limit + 1)
-    rows = list(await session.scalars(query))
-    return rows[:limit], len(rows) > limit
+    return await newest_first(
+        session,
+        query,
+        time=WebhookLog.received_at,
+        ident=WebhookLog.id,
+        limit=limit,
+        starting_after=starting_after,
+    )

@@ -44,7 +44,7 @@ class Process:
 
 def uvicorn(factory: str) -> Callable[["Stack"], list[str]]:
     def argv(stack: "Stack") -> list[str]:
-        return [PYTHON, "-m", "uvicorn", "--factory", factory, "--no-access-log"]
+        return [PYTHON, "-m", "uvicorn", "--factory", factory, "--no-access-log", "--no-server-header"]
 
     return argv
 

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import Response
 from payplane_core.db import autocommit
+from payplane_core.pagination import CursorNotFound
 from payplane_core.problems import Problem
 
 from payments import idempotency, service
@@ -95,7 +96,7 @@ async def list_payments(
         rows, has_more = await service.list_payments(
             session, merchant_id=merchant_id, limit=limit, starting_after=starting_after
         )
-    except service.PaymentNotFound:
+    except CursorNotFound:
         raise _not_found(starting_after or "") from None
     data = [PaymentOut.model_validate(payment_json(p)) for p in rows]
     return PaymentPage(data=data, has_more=has_more, next_cursor=data[-1].id if has_more else None)
