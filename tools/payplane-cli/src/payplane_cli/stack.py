@@ -53,7 +53,8 @@ def uvicorn(factory: str) -> Callable[["Stack"], list[str]]:
 class Stack:
     name: str = "local"
     state_dir: Path = REPO / ".local" / "stack"
-    port_offset: int = 0
+    # Shifts every port of the local stack: PAYPLANE_PORT_OFFSET=100 puts the ingress on 8180.
+    port_offset: int = int(os.environ.get("PAYPLANE_PORT_OFFSET", "0"))
     db_prefix: str = "payplane_"
     pg_url: str = os.environ.get(
         "PAYPLANE_PG_URL", "postgresql+asyncpg://payplane:payplane@127.0.0.1:5432"
