@@ -26,9 +26,11 @@ def free_offset(base_port: int = 8102) -> int:
 
 @pytest.fixture(scope="module")
 async def stack(tmp_path_factory):
+    state = tmp_path_factory.mktemp("cli-stack")
     stack = Stack(
         name="cli-test",
-        state_dir=tmp_path_factory.mktemp("cli-stack"),
+        state_dir=state,
+        secrets_dir=state,
         port_offset=free_offset(),
         db_prefix="payplane_unit_cli_",
         redis_url="redis://127.0.0.1:6379/1",

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from payplane_core.context import request_id_var
+from payplane_core.crypto import SecretBoxError
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_BASE = "https://payplane.dev/problems/"
@@ -104,6 +105,19 @@ async def _on_http(_: Request, exc: Exception) -> JSONResponse:
     return problem_response(Problem(exc.status_code, slug, detail, headers=exc.headers))
 
 
+async def _on_unreadable_secret(_: Request, exc: Exception) -> JSONResponse:
+    # An operator problem (keys lost or rotated away), not a bug: say so, reveal nothing.
+    log.error("stored secret cannot be decrypted with the configured ENCRYPTION_KEYS")
+    return problem_response(
+        Problem(
+            500,
+            "secrets-unreadable",
+            "Stored secrets cannot be decrypted with the configured encryption keys; "
+            "the operator must restore the key they were made with.",
+        )
+    )
+
+
 async def _on_unexpected(_: Request, exc: Exception) -> JSONResponse:
     log.error("unhandled error", exc_info=exc)
     return problem_response(
@@ -115,4 +129,5 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Problem, _on_problem)
     app.add_exception_handler(RequestValidationError, _on_validation)
     app.add_exception_handler(StarletteHTTPException, _on_http)
+    app.add_exception_handler(SecretBoxError, _on_unreadable_secret)
     app.add_exception_handler(Exception, _on_unexpected)

@@ -18,8 +18,8 @@ def _stack(args: argparse.Namespace) -> Stack:
 EXAMPLE_MERCHANT = "example"
 
 
-def ensure_example_merchant(stack: Stack) -> bool:
-    """An example merchant to try the API with; True if it was made now."""
+def ensure_example_merchant(stack: Stack) -> str:
+    """An example merchant to try the API with, whose credentials this machine holds."""
     try:
         merchant_commands.create_merchant(
             stack,
@@ -27,11 +27,17 @@ def ensure_example_merchant(stack: Stack) -> bool:
             display_name="Example Shop",
             webhook_url="http://127.0.0.1:8090/webhooks",
         )
+        return "created"
     except merchant_commands.MerchantError as exc:
         if "already exists" not in str(exc):
             raise
-        return False
-    return True
+    try:
+        merchant_commands.credentials(stack, EXAMPLE_MERCHANT)
+        return "exists"
+    except merchant_commands.MerchantError:
+        # Its one-time secrets are not here (state folder removed): issue new ones.
+        merchant_commands.rotate_credentials(stack, EXAMPLE_MERCHANT, grace_seconds=0)
+        return "exists, credentials rotated"
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -41,11 +47,14 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"{name:<12} {address}")
     print(f"logs: {stack.log_dir}")
     if not args.only and not args.no_example:
-        made = ensure_example_merchant(stack)
-        print(
-            f"\nmerchant '{EXAMPLE_MERCHANT}' {'created' if made else 'exists'}; its credentials:"
-            f" .venv/bin/payplane credentials {EXAMPLE_MERCHANT}"
-        )
+        try:
+            state = ensure_example_merchant(stack)
+            print(
+                f"\nmerchant '{EXAMPLE_MERCHANT}' {state}; its credentials:"
+                f" .venv/bin/payplane credentials {EXAMPLE_MERCHANT}"
+            )
+        except merchant_commands.MerchantError as exc:  # the platform is up all the same
+            print(f"\nno example merchant: {exc}", file=sys.stderr)
         print(f"ingress: {stack.url('envoy')}  (try: curl {stack.url('envoy')}/health)")
     return 0
 

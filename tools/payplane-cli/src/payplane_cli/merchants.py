@@ -2,7 +2,7 @@
 
 Both call the merchants service's internal API, signed like any internal caller with the
 stack's own secret. Full secrets exist only in the creation (or rotation) response, so the CLI
-keeps that response in ``<state_dir>/credentials/<name>.json`` (mode 0600, folder 0700) and
+keeps that response in ``<secrets_dir>/credentials/<name>.json`` (mode 0600, folder 0700) and
 ``payplane credentials NAME`` reads it back; the database only holds hashes and ciphertexts.
 The operator (``payplane apply -f``) will call the same functions.
 """
@@ -63,7 +63,7 @@ def _refusal(response: httpx.Response) -> MerchantError:
 
 
 def credentials_path(stack: Stack, name: str) -> Path:
-    return stack.state_dir / "credentials" / f"{name}.json"
+    return stack.secrets_dir / "credentials" / f"{name}.json"
 
 
 def save_credentials(stack: Stack, name: str, credentials: dict[str, Any]) -> Path:

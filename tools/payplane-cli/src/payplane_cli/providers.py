@@ -5,7 +5,7 @@ Registration calls the providers service's internal API (signed with the stack's
 ``payplane up`` registers the two simulators on every start.
 
 Each simulator of a stack gets its own random API key and Standard Webhooks secret, made once
-and kept in ``<state_dir>/simulators.json`` (mode 0600), never in the repository.
+and kept in ``<secrets_dir>/simulators.json`` (mode 0600), never in the repository.
 """
 
 import argparse
@@ -29,14 +29,14 @@ class ProviderError(RuntimeError):
 
 
 def simulator_credentials(stack, name: str) -> dict[str, str]:
-    path = stack.state_dir / "simulators.json"
+    path = stack.secrets_dir / "simulators.json"
     known = json.loads(path.read_text()) if path.exists() else {}
     if name not in known:
         known[name] = {
             "api_key": "sk_sim_" + secrets.token_urlsafe(24),
             "webhook_secret": "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode(),
         }
-        stack.state_dir.mkdir(parents=True, exist_ok=True)
+        stack.secrets_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
             json.dump(known, fh)

@@ -44,7 +44,9 @@ class Process:
 
 def uvicorn(factory: str) -> Callable[["Stack"], list[str]]:
     def argv(stack: "Stack") -> list[str]:
-        return [PYTHON, "-m", "uvicorn", "--factory", factory, "--no-access-log", "--no-server-header"]
+        return [PYTHON, "-m", "uvicorn", "--factory", factory, "--no-access-log"] + [
+            "--no-server-header"
+        ]
 
     return argv
 
@@ -62,9 +64,17 @@ class Stack:
     redis_url: str = os.environ.get("PAYPLANE_REDIS_URL", "redis://127.0.0.1:6379/0")
     amqp_url: str = os.environ.get("PAYPLANE_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
     extra_env: dict[str, str] = field(default_factory=dict)
+    # Generated secrets and one-time credentials. Machine-wide by default, like the databases
+    # they unlock: a second clone of the repo on this machine finds the same keys.
+    secrets_dir: Path | None = None
     # Envoy's per-client-IP token bucket.
     ingress_ip_rps: int = 50
     ingress_ip_burst: int = 100
+
+    def __post_init__(self) -> None:
+        if self.secrets_dir is None:
+            state_home = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
+            self.secrets_dir = Path(state_home) / "payplane" / self.name
 
     @classmethod
     def for_tests(cls) -> "Stack":
@@ -123,7 +133,7 @@ class Stack:
     # -- secrets ---------------------------------------------------------------------------
     def secrets(self) -> dict[str, str]:
         """Random per-stack secrets, made once and kept owner-only; never the local defaults."""
-        path = self.state_dir / "secrets.json"
+        path = self.secrets_dir / "secrets.json"
         existing = json.loads(path.read_text()) if path.exists() else {}
         wanted = {
             "INTERNAL_SIGNING_SECRETS": lambda: secrets.token_urlsafe(32),
@@ -131,7 +141,7 @@ class Stack:
         }
         missing = {k: make() for k, make in wanted.items() if k not in existing}
         if missing:
-            self.state_dir.mkdir(parents=True, exist_ok=True)
+            self.secrets_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
             existing |= missing
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as fh:
