@@ -5,7 +5,7 @@ import json
 import sys
 
 from payplane_cli import deliveries as delivery_commands
-from payplane_cli import local
+from payplane_cli import local, receiver
 from payplane_cli import merchants as merchant_commands
 from payplane_cli import providers as provider_commands
 from payplane_cli.stack import Stack
@@ -85,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("status", help="which processes run").set_defaults(func=cmd_status)
     merchant_commands.register(sub, lambda args: _stack(args))
     provider_commands.register(sub, lambda args: _stack(args))
+    receiver.register(sub, lambda args: _stack(args))
     delivery_commands.register(sub, lambda args: _stack(args))
     return parser
 
