@@ -7,14 +7,15 @@ still matches, so a notifier that lost its lease records its attempt but cannot 
 state set by the one that took over. Times come from the database clock.
 """
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from payplane_core.db import autocommit
 from payplane_core.ids import has_prefix, new_id
-from sqlalchemy import func, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from workers.notifier.models import Delivery, DeliveryAttempt
 
@@ -54,6 +55,30 @@ def _lease_end(seconds: float):
     return func.now() + func.make_interval(0, 0, 0, 0, 0, 0, seconds)
 
 
+_COLUMNS = ", ".join(c.name for c in Delivery.__table__.columns)
+
+# One statement, atomic on its own: run in autocommit (no BEGIN/COMMIT round trips), plain SQL
+# (no ORM statement building on the hot path); result columns typed like the model's.
+_ACCEPT_SQL = """
+    INSERT INTO deliveries ({columns})
+    VALUES (:id, :event_id, :merchant_id, :payment_id, :event_type, :body, CAST(:trace AS jsonb),
+            'pending', 0, now() + make_interval(secs => CAST(:lease AS float8)),
+            now() + make_interval(secs => CAST(:lease AS float8)), NULL, NULL, now(), now(), NULL)
+    ON CONFLICT (event_id) DO NOTHING
+    RETURNING {columns}
+"""
+_ACCEPT = text(_ACCEPT_SQL.format(columns=_COLUMNS)).columns(*Delivery.__table__.columns)
+
+
+def _engine(sessions: async_sessionmaker) -> AsyncEngine:
+    return sessions.kw["bind"]
+
+
+def _delivery(row: Any) -> Delivery:
+    """A detached model instance from a RETURNING row (no session, no identity map)."""
+    return Delivery(**row._mapping)
+
+
 async def accept_event(
     sessions: async_sessionmaker, *, event: IncomingEvent, lease_seconds: float
 ) -> Claim | None:
@@ -62,28 +87,22 @@ async def accept_event(
     A known event is someone else's business (delivered, failed, or pending with the retry
     loop): the caller acks the message without sending anything.
     """
-    async with sessions.begin() as session:
-        created = await session.scalar(
-            pg_insert(Delivery)
-            .values(
-                id=new_id("dlv"),
-                event_id=event.event_id,
-                merchant_id=event.merchant_id,
-                payment_id=event.payment_id,
-                event_type=event.event_type,
-                body=event.body,
-                trace=event.trace,
-                state="pending",
-                attempts=0,
-                next_attempt_at=_lease_end(lease_seconds),
-                locked_until=_lease_end(lease_seconds),
-                created_at=func.now(),
-                updated_at=func.now(),
-            )
-            .on_conflict_do_nothing(index_elements=[Delivery.event_id])
-            .returning(Delivery)
-        )
-    return Claim(created, created.locked_until) if created is not None else None
+    params = {
+        "id": new_id("dlv"),
+        "event_id": event.event_id,
+        "merchant_id": event.merchant_id,
+        "payment_id": event.payment_id,
+        "event_type": event.event_type,
+        "body": event.body,
+        "trace": json.dumps(event.trace),
+        "lease": lease_seconds,
+    }
+    async with autocommit(_engine(sessions)) as conn:
+        row = (await conn.execute(_ACCEPT, params)).first()
+    if row is None:
+        return None
+    created = _delivery(row)
+    return Claim(created, created.locked_until)
 
 
 async def claim_due(
@@ -142,6 +161,45 @@ def next_state(
     return "failed", None
 
 
+# The delivery's new state (only while our lease holds), the state it is in afterwards (ours, or
+# the current row's if we lost the lease: FOR SHARE waits for a writer and reads its result) and
+# the attempt row, in one statement: atomic without a transaction block, one round trip.
+_RECORD = """
+    WITH updated AS (
+        UPDATE deliveries
+        SET state = :state, attempts = attempts + 1, locked_until = NULL,
+            last_status = :last_status, last_error = :last_error, updated_at = now(){extra}
+        WHERE id = :delivery_id AND locked_until = :lease
+        RETURNING {columns}
+    ), theirs AS (
+        SELECT {columns} FROM deliveries
+        WHERE id = :delivery_id AND NOT EXISTS (SELECT 1 FROM updated)
+        FOR SHARE
+    ), now_state AS (
+        SELECT {columns} FROM updated UNION ALL SELECT {columns} FROM theirs
+    ), attempt AS (
+        INSERT INTO delivery_attempts (delivery_id, number, trigger, url, started_at, latency_ms,
+                                       status_code, succeeded, error, resulting_state)
+        SELECT now_state.id,
+               (SELECT count(*) FROM delivery_attempts WHERE delivery_id = :delivery_id) + 1,
+               CAST(:trigger AS text), CAST(:url AS text), CAST(:started_at AS timestamptz),
+               CAST(:latency_ms AS integer), CAST(:status_code AS integer),
+               CAST(:succeeded AS boolean), CAST(:error AS text), now_state.state
+        FROM now_state
+    )
+    SELECT {columns} FROM now_state
+"""
+_RECORD_EXTRA = {
+    "delivered": ", delivered_at = now()",
+    "retry": ", next_attempt_at = now() + make_interval(secs => CAST(:wait AS float8))",
+    "final": "",
+}
+_RECORDS = {
+    kind: text(_RECORD.format(extra=extra, columns=_COLUMNS)).columns(*Delivery.__table__.columns)
+    for kind, extra in _RECORD_EXTRA.items()
+}
+
+
 async def record_attempt(
     sessions: async_sessionmaker,
     *,
@@ -158,46 +216,30 @@ async def record_attempt(
         manual=manual,
         schedule=schedule,
     )
-    changes: dict[str, Any] = {
+    params: dict[str, Any] = {
+        "delivery_id": delivery.id,
+        "lease": claim.lease,
         "state": state,
-        "attempts": Delivery.attempts + 1,
-        "locked_until": None,
         "last_status": outcome.status_code,
         "last_error": outcome.error,
-        "updated_at": func.now(),
+        "trigger": "manual" if manual else "automatic",
+        "url": outcome.url,
+        "started_at": outcome.started_at,
+        "latency_ms": outcome.latency_ms,
+        "status_code": outcome.status_code,
+        "succeeded": outcome.succeeded,
+        "error": outcome.error,
     }
     if state == "delivered":
-        changes["delivered_at"] = func.now()
-    if wait is not None:
-        changes["next_attempt_at"] = _lease_end(wait)
-    async with sessions.begin() as session:
-        updated = await session.scalar(
-            update(Delivery)
-            .where(Delivery.id == delivery.id, Delivery.locked_until == claim.lease)
-            .values(**changes)
-            .returning(Delivery)
-        )
-        current = updated or await session.get(Delivery, delivery.id)
-        number = (
-            await session.scalar(
-                select(func.count()).where(DeliveryAttempt.delivery_id == delivery.id)
-            )
-        ) + 1
-        await session.execute(
-            insert(DeliveryAttempt).values(
-                delivery_id=delivery.id,
-                number=number,
-                trigger="manual" if manual else "automatic",
-                url=outcome.url,
-                started_at=outcome.started_at,
-                latency_ms=outcome.latency_ms,
-                status_code=outcome.status_code,
-                succeeded=outcome.succeeded,
-                error=outcome.error,
-                resulting_state=current.state,
-            )
-        )
-    return current
+        statement = _RECORDS["delivered"]
+    elif wait is not None:
+        statement = _RECORDS["retry"]
+        params["wait"] = wait
+    else:
+        statement = _RECORDS["final"]
+    async with autocommit(_engine(sessions)) as conn:
+        row = (await conn.execute(statement, params)).one()
+    return _delivery(row)
 
 
 async def find_delivery(session: AsyncSession, *, ident: str) -> Delivery | None:
