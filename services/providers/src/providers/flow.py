@@ -15,9 +15,10 @@ from typing import Any
 import httpx
 from payplane_core.breaker import CircuitBreaker
 from payplane_core.crypto import SecretBox
+from payplane_core.db import autocommit
 from prometheus_client import Counter
 from redis.asyncio import Redis
-from sqlalchemy import func, select, text
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from providers import provider_client, registry, routing
@@ -83,8 +84,9 @@ async def payment_lock(engine: AsyncEngine, payment_id: str) -> AsyncIterator[No
 async def route_payment(deps: FlowDeps, *, payment: dict[str, Any]) -> Routing:
     payment_id = payment["id"]
     async with payment_lock(deps.engine, payment_id):
-        async with deps.sessions() as session:
-            decided = await session.get(Routing, payment_id)
+        async with autocommit(deps.engine) as conn:
+            row = (await conn.execute(_ROUTING, {"payment_id": payment_id})).first()
+        decided = Routing(**row._mapping) if row is not None else None
         if decided is None:
             decided = await _decide(deps, payment=payment)
         await _report_decision(deps, decided)
@@ -241,20 +243,50 @@ async def _cancel(deps: FlowDeps, provider: Provider, payment_id: str):
     )
 
 
+# The bookkeeping below is one statement each, atomic on its own: autocommit connections (no
+# BEGIN/COMMIT round trips) and plain SQL instead of ORM units of work on the hot path.
+_ROUTING = text(
+    "SELECT payment_id, outcome, provider, reason, decided_at FROM routings"
+    " WHERE payment_id = :payment_id"
+)
+_START_ATTEMPT = text(
+    "INSERT INTO attempts (payment_id, number, provider, state, started_at)"
+    " VALUES (:payment_id, :number, :provider, 'sending', :started_at) RETURNING id"
+)
+_FINISH_ATTEMPT = text(
+    "UPDATE attempts SET state = :state, error = :error, http_status = :http_status,"
+    " charge_id = :charge_id, finished_at = :finished_at WHERE id = :id"
+)
+_DECIDE = text(
+    "INSERT INTO routings (payment_id, outcome, provider, reason, decided_at)"
+    " VALUES (:payment_id, :outcome, :provider, :reason, :decided_at)"
+)
+_ACCEPTED_ATTEMPT = text(
+    """
+    SELECT a.number, a.charge_id,
+           (SELECT count(*) FROM attempts WHERE payment_id = :payment_id) AS attempts
+    FROM (SELECT 1) AS one
+    LEFT JOIN LATERAL (
+        SELECT number, charge_id FROM attempts
+        WHERE payment_id = :payment_id AND state = 'accepted' LIMIT 1
+    ) AS a ON true
+    """
+)
+
+
 async def _start_attempt(deps: FlowDeps, payment_id: str, provider: str, number: int) -> int:
     # Committed before the call: if this worker dies mid-call, the next one sees a "sending"
     # attempt and settles it with the provider before trying anyone else.
-    async with deps.sessions.begin() as session:
-        attempt = Attempt(
-            payment_id=payment_id,
-            number=number,
-            provider=provider,
-            state="sending",
-            started_at=datetime.now(UTC),
+    async with autocommit(deps.engine) as conn:
+        return await conn.scalar(
+            _START_ATTEMPT,
+            {
+                "payment_id": payment_id,
+                "number": number,
+                "provider": provider,
+                "started_at": datetime.now(UTC),
+            },
         )
-        session.add(attempt)
-        await session.flush()
-        return attempt.id
 
 
 async def _finish_attempt(
@@ -266,27 +298,41 @@ async def _finish_attempt(
     error: str | None = None,
     http_status: int | None = None,
 ) -> None:
-    async with deps.sessions.begin() as session:
-        attempt = await session.get(Attempt, attempt_id)
-        attempt.state = state
-        attempt.error = error
-        attempt.http_status = http_status
-        attempt.charge_id = (charge or {}).get("id")
-        attempt.finished_at = datetime.now(UTC)
+    async with autocommit(deps.engine) as conn:
+        await conn.execute(
+            _FINISH_ATTEMPT,
+            {
+                "id": attempt_id,
+                "state": state,
+                "error": error,
+                "http_status": http_status,
+                "charge_id": (charge or {}).get("id"),
+                "finished_at": datetime.now(UTC),
+            },
+        )
 
 
 async def _decide_once(
     deps: FlowDeps, payment_id: str, outcome: str, provider: str | None, reason: str | None
 ) -> Routing:
-    async with deps.sessions.begin() as session:
-        decided = Routing(
-            payment_id=payment_id,
-            outcome=outcome,
-            provider=provider,
-            reason=reason,
-            decided_at=datetime.now(UTC),
+    decided = Routing(
+        payment_id=payment_id,
+        outcome=outcome,
+        provider=provider,
+        reason=reason,
+        decided_at=datetime.now(UTC),
+    )
+    async with autocommit(deps.engine) as conn:
+        await conn.execute(
+            _DECIDE,
+            {
+                "payment_id": payment_id,
+                "outcome": outcome,
+                "provider": provider,
+                "reason": reason,
+                "decided_at": decided.decided_at,
+            },
         )
-        session.add(decided)
     ROUTED.labels(outcome).inc()
     return decided
 
@@ -294,15 +340,10 @@ async def _decide_once(
 async def _report_decision(deps: FlowDeps, decided: Routing) -> None:
     """Tell payments (again, after a redelivery: a repeated status is a no-op there)."""
     if decided.outcome == "accepted":
-        async with deps.sessions() as session:
-            attempt = await session.scalar(
-                select(Attempt).where(
-                    Attempt.payment_id == decided.payment_id, Attempt.state == "accepted"
-                )
-            )
-            attempts = await session.scalar(
-                select(func.count()).where(Attempt.payment_id == decided.payment_id)
-            )
+        async with autocommit(deps.engine) as conn:
+            found = (
+                await conn.execute(_ACCEPTED_ATTEMPT, {"payment_id": decided.payment_id})
+            ).one()
         await deps.payments.report(
             decided.payment_id,
             type_="provider.accepted",
@@ -310,9 +351,9 @@ async def _report_decision(deps: FlowDeps, decided: Routing) -> None:
             provider=decided.provider,
             detail={
                 "provider": decided.provider,
-                "attempt": attempt.number if attempt else None,
-                "charge_id": attempt.charge_id if attempt else None,
-                "attempts": attempts,
+                "attempt": found.number,
+                "charge_id": found.charge_id,
+                "attempts": found.attempts,
             },
         )
     else:
