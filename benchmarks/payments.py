@@ -51,7 +51,7 @@ def run_bench() -> None:
         print(result.line())
         print(
             f"  create costs {result.pct(0.5) / base.pct(0.5):.1f}x the /health p50; "
-            "each create = 1 transaction (payment + timeline + outbox rows)"
+            "each create = 1 atomic SQL statement (payment + timeline + outbox rows)"
         )
     finally:
         local.down(stack)
