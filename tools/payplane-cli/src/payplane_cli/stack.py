@@ -262,78 +262,67 @@ def _alive(pid: int) -> bool:
 
 SERVICES_DIR = REPO / "services"
 
-# The platform, in start order. Each issue adds its processes here.
+
+def service(
+    name: str, port: int, *, folder: str | None = None, app: str | None = None, **options
+) -> Process:
+    """A uvicorn service from ``services/<folder>``; with a database, its Alembic migrations."""
+    cwd = SERVICES_DIR / (folder or name)
+    alembic = cwd / "alembic.ini" if options.get("database") else None
+    return Process(
+        name=name,
+        argv=uvicorn(app or f"{name}.main:create_app"),
+        port=port,
+        cwd=cwd,
+        alembic=alembic,
+        **options,
+    )
+
+
+# The platform, in start order.
 PROCESSES: dict[str, Process] = {
     p.name: p
     for p in [
-        Process(
-            name="payments",
-            argv=uvicorn("payments.main:create_app"),
-            port=8101,
-            cwd=SERVICES_DIR / "payments",
-            database="payments",
-            alembic=SERVICES_DIR / "payments" / "alembic.ini",
-        ),
-        Process(
-            name="merchants",
-            argv=uvicorn("merchants.main:create_app"),
-            port=8102,
-            cwd=SERVICES_DIR / "merchants",
-            database="merchants",
-            alembic=SERVICES_DIR / "merchants" / "alembic.ini",
-        ),
-        Process(
-            name="gateway",  # after merchants: it resolves keys there (MERCHANTS_URL)
-            argv=uvicorn("gateway.main:create_app"),
-            port=8103,
-            cwd=SERVICES_DIR / "gateway",
-        ),
-        # Issue 6: two simulated third-party providers, then providers (registers them once
+        service("payments", 8101, database="payments"),
+        service("merchants", 8102, database="merchants"),
+        # After merchants: it resolves keys there (MERCHANTS_URL).
+        service("gateway", 8103),
+        # Two simulated third-party providers, then providers (which registers them once
         # healthy) and webhooks. The simulators call back through Envoy, started last.
         *(
-            Process(
-                name=name,
-                argv=uvicorn("simulator.main:create_app"),
-                port=port,
-                cwd=SERVICES_DIR / "simulator",
+            service(
+                name,
+                port,
+                folder="simulator",
+                app="simulator.main:create_app",
                 env=provider_commands.simulator_env(name),
             )
             for name, (port, _) in provider_commands.SIMULATORS.items()
         ),
-        Process(
-            name="providers",
-            argv=uvicorn("providers.main:create_app"),
-            port=8104,
-            cwd=SERVICES_DIR / "providers",
+        service(
+            "providers",
+            8104,
             database="providers",
-            alembic=SERVICES_DIR / "providers" / "alembic.ini",
             after_start=provider_commands.register_simulators,
         ),
-        Process(
-            name="webhooks",
-            argv=uvicorn("webhooks.main:create_app"),
-            port=8105,
-            cwd=SERVICES_DIR / "webhooks",
-            database="logs",
-            alembic=SERVICES_DIR / "webhooks" / "alembic.ini",
-        ),
-        # Issue 5: the async pipeline. The relay reads the payments database's outbox (its own
-        # variable, so DATABASE_URL never points a worker at another service's tables).
-        Process(
-            name="relay",
-            argv=uvicorn("workers.relay.main:create_app"),
-            port=8111,
-            cwd=SERVICES_DIR / "workers",
+        service("webhooks", 8105, database="logs"),
+        # The async pipeline. The relay reads the payments database's outbox through its own
+        # variable, so DATABASE_URL never points a worker at another service's tables.
+        service(
+            "relay",
+            8111,
+            folder="workers",
+            app="workers.relay.main:create_app",
             env=lambda stack: {"OUTBOX_DATABASE_URL": stack.database_url("payments")},
             health="/ready",
         ),
-        Process(
-            name="notifier",  # after merchants: it reads webhook URLs and secrets there
-            argv=uvicorn("workers.notifier.main:create_app"),
-            port=8112,
-            cwd=SERVICES_DIR / "workers",
+        # After merchants: it reads webhook URLs and secrets there.
+        service(
+            "notifier",
+            8112,
+            folder="workers",
+            app="workers.notifier.main:create_app",
             database="notifier",
-            alembic=SERVICES_DIR / "workers" / "alembic.ini",
             health="/ready",
         ),
     ]
