@@ -58,40 +58,18 @@ def run_bench() -> None:
         direct = [signed_create(stack, merchant_id) for _ in range(REQUESTS)]
         asyncio.run(run("warmup", warm, CONCURRENCY, lambda s: s == 201))
         # Interleave the two series so both see the same machine state.
-        a = asyncio.run(
-            run(
-                "direct: POST payments (internal sig)",
-                direct[: REQUESTS // 2],
-                CONCURRENCY,
-                lambda s: s == 201,
-            )
-        )
-        b = asyncio.run(
-            run(
-                "ingress: Envoy + gateway + payments",
-                through[: REQUESTS // 2],
-                CONCURRENCY,
-                lambda s: s == 201,
-            )
-        )
-        c = asyncio.run(
-            run(
-                "direct: POST payments (internal sig)",
-                direct[REQUESTS // 2 :],
-                CONCURRENCY,
-                lambda s: s == 201,
-            )
-        )
-        d = asyncio.run(
-            run(
-                "ingress: Envoy + gateway + payments",
-                through[REQUESTS // 2 :],
-                CONCURRENCY,
-                lambda s: s == 201,
-            )
-        )
-        for result in (a, b, c, d):
-            print(result.line())
+        half = REQUESTS // 2
+        results = {"direct": [], "ingress": []}
+        for part in (slice(None, half), slice(half, None)):
+            for kind, label, prepared in (
+                ("direct", "direct: POST payments (internal sig)", direct),
+                ("ingress", "ingress: Envoy + gateway + payments", through),
+            ):
+                result = asyncio.run(run(label, prepared[part], CONCURRENCY, lambda s: s == 201))
+                results[kind].append(result)
+                print(result.line())
+        a, c = results["direct"]
+        b, d = results["ingress"]
         direct_p50 = (a.pct(0.5) + c.pct(0.5)) / 2
         ingress_p50 = (b.pct(0.5) + d.pct(0.5)) / 2
         direct_p99 = (a.pct(0.99) + c.pct(0.99)) / 2

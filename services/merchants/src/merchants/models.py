@@ -7,10 +7,10 @@ signing and webhook secrets AES-GCM encrypted (HMAC needs the secret itself).
 from datetime import datetime
 from typing import Any
 
+from payplane_core.db import TYPE_ANNOTATION_MAP
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
-    DateTime,
     Double,
     ForeignKey,
     Index,
@@ -19,12 +19,12 @@ from sqlalchemy import (
     Text,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {datetime: DateTime(timezone=True), dict[str, Any]: JSONB}
+    type_annotation_map = TYPE_ANNOTATION_MAP
 
 
 class Merchant(Base):

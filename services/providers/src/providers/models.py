@@ -2,11 +2,11 @@
 
 from datetime import datetime
 
+from payplane_core.db import TYPE_ANNOTATION_MAP
 from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
-    DateTime,
     Index,
     Integer,
     String,
@@ -18,7 +18,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {datetime: DateTime(timezone=True)}
+    type_annotation_map = TYPE_ANNOTATION_MAP
 
 
 class Provider(Base):

@@ -3,13 +3,13 @@
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, CheckConstraint, DateTime, Index, String, Text, text
-from sqlalchemy.dialects.postgresql import JSONB
+from payplane_core.db import TYPE_ANNOTATION_MAP
+from sqlalchemy import BigInteger, CheckConstraint, Index, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {datetime: DateTime(timezone=True), dict[str, Any]: JSONB}
+    type_annotation_map = TYPE_ANNOTATION_MAP
 
 
 class WebhookLog(Base):

@@ -69,3 +69,8 @@ async def drop_cached_keys(redis: Redis, key_hashes: Iterable[str]) -> None:
         await redis.delete(*names)
     except Exception as exc:  # noqa: BLE001 - the database change is what matters
         log.warning("could not drop cached keys", extra={"count": len(names), "error": repr(exc)})
+
+
+def rotation_grace(requested: int | None, settings: Settings) -> int:
+    """How long a rotated key stays valid: as asked, else the configured default."""
+    return requested if requested is not None else settings.KEY_ROTATION_GRACE_SECONDS

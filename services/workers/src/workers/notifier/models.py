@@ -3,10 +3,10 @@
 from datetime import datetime
 from typing import Any
 
+from payplane_core.db import TYPE_ANNOTATION_MAP
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
-    DateTime,
     ForeignKey,
     Index,
     Integer,
@@ -14,12 +14,11 @@ from sqlalchemy import (
     Text,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {datetime: DateTime(timezone=True), dict[str, Any]: JSONB}
+    type_annotation_map = TYPE_ANNOTATION_MAP
 
 
 class Delivery(Base):

@@ -14,6 +14,7 @@ from merchants.api.deps import (
     Sessions,
     SettingsDep,
     drop_cached_keys,
+    rotation_grace,
 )
 from merchants.api.routes.merchants import not_found
 from merchants.schemas import (
@@ -85,11 +86,7 @@ async def rotate_key(
     redis: RedisDep,
     settings: SettingsDep,
 ) -> KeyRotated:
-    grace = (
-        body.grace_seconds
-        if body.grace_seconds is not None
-        else settings.KEY_ROTATION_GRACE_SECONDS
-    )
+    grace = rotation_grace(body.grace_seconds, settings)
     try:
         async with sessions.begin() as session:
             new, old = await service.rotate_key(

@@ -7,7 +7,15 @@ from payplane_core.problems import Problem
 from payplane_core.usage import current_period, quota_counter_key
 
 from merchants import service
-from merchants.api.deps import AdminCaller, Box, RedisDep, Sessions, SettingsDep, drop_cached_keys
+from merchants.api.deps import (
+    AdminCaller,
+    Box,
+    RedisDep,
+    Sessions,
+    SettingsDep,
+    drop_cached_keys,
+    rotation_grace,
+)
 from merchants.schemas import (
     Credentials,
     CredentialsRotate,
@@ -115,11 +123,7 @@ async def rotate_credentials(
     redis: RedisDep,
     settings: SettingsDep,
 ) -> Credentials:
-    grace = (
-        body.grace_seconds
-        if body.grace_seconds is not None
-        else settings.KEY_ROTATION_GRACE_SECONDS
-    )
+    grace = rotation_grace(body.grace_seconds, settings)
     try:
         async with sessions.begin() as session:
             credentials, old_keys = await service.rotate_credentials(

@@ -95,6 +95,7 @@ async def cancel_charge(payment_id: str, ledger: LedgerDep) -> JSONResponse:
     async with ledger.locks[payment_id]:
         charge = ledger.charges.get(payment_id)
         if charge is None:
+            # A tombstone, never charged: XXX is ISO 4217's "no currency", the amount a placeholder.
             charge = ledger.new_charge(
                 payment_id=payment_id, amount=1, currency="XXX", outcome=Outcome.SUCCEED
             )
