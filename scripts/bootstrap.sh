@@ -20,6 +20,7 @@ command -v pg_ctlcluster >/dev/null || need+=(postgresql)
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v rabbitmq-server >/dev/null || need+=(rabbitmq-server)
 python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
+command -v prometheus >/dev/null || need+=(prometheus)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
     log "missing ${need[*]}: install them (apt-get install ${need[*]}) or run as root"; exit 1
@@ -28,6 +29,10 @@ if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq "${need[@]}" >/dev/null
+  if [[ " ${need[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null; then
+    # The package starts a system-wide Prometheus on :9090; `make up` runs its own there.
+    timeout 30 systemctl disable --now prometheus prometheus-node-exporter >/dev/null 2>&1 || true
+  fi
 fi
 
 # --- Infrastructure: start what is not running ---------------------------------------------

@@ -65,7 +65,7 @@ class Receiver:
 
         return Starlette(routes=[Route("/{path:path}", hook, methods=["POST"])])
 
-    async def wait_for(self, count: int, timeout: float = 10.0) -> list[Received]:
+    async def wait_for(self, count: int, timeout: float = 10.0) -> list[Received]:  # noqa: ASYNC109
         async with asyncio.timeout(timeout):
             while len(self.received) < count:
                 self.arrived.clear()

@@ -17,11 +17,10 @@ from typing import Any
 import httpx
 from merchants.core.config import Settings
 from merchants.main import create_app
-from payplane_core.internal_client import InternalSigner
 
 from tests.support.db import fresh_database
+from tests.support.internal import LOOPBACK_ALLOWLIST, GatewayAuth, internal
 
-SECRET = "test-internal-secret"  # noqa: S105 - tests only
 REDIS_URL = "redis://127.0.0.1:6379/1"  # issue 3's unit-test Redis db
 BASE_URL = "http://merchants.test"
 
@@ -35,11 +34,11 @@ class MerchantsService:
     def transport(self) -> httpx.ASGITransport:
         return httpx.ASGITransport(app=self.app, raise_app_exceptions=False)
 
-    def client(self, caller: str = "tests") -> httpx.AsyncClient:
+    def client(self, caller: str = "cli") -> httpx.AsyncClient:
         return httpx.AsyncClient(
             transport=self.transport,
             base_url=BASE_URL,
-            auth=InternalSigner(SECRET, caller=caller),
+            auth=GatewayAuth(audience="merchants", caller=caller, scopes=(), key_id=""),
             timeout=10,
         )
 
@@ -58,10 +57,10 @@ async def merchants_service(
     url = db_url or await fresh_database("merchants", "merchants")
     config = Settings(
         DATABASE_URL=url,
-        INTERNAL_SIGNING_SECRETS=[SECRET],
+        **internal("merchants"),
         ENCRYPTION_KEYS=encryption_keys or ["test-encryption-key-1"],
         REDIS_URL=REDIS_URL,
-        **settings,
+        **({"WEBHOOK_URL_ALLOWLIST": LOOPBACK_ALLOWLIST} | settings),
     )
     app = create_app(config)
     async with app.router.lifespan_context(app):

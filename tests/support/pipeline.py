@@ -21,7 +21,6 @@ import aio_pika
 import httpx
 import uvicorn
 from payplane_core.ids import new_id
-from payplane_core.internal_client import InternalSigner
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from standardwebhooks import Webhook
@@ -31,7 +30,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tests.support.payments import SECRET
+from tests.support.internal import LOOPBACK_ALLOWLIST, GatewayAuth, internal_env
 
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/payplane_test"
 
@@ -369,7 +368,9 @@ class WorkerProcess:
 async def create_merchant(receiver: Receiver, merchants_url: str) -> tuple[str, str]:
     name = f"wk-{uuid.uuid4().hex[:10]}"
     async with httpx.AsyncClient(
-        base_url=merchants_url, auth=InternalSigner(SECRET, caller="tests"), timeout=10
+        base_url=merchants_url,
+        auth=GatewayAuth(audience="merchants", caller="cli", scopes=(), key_id=""),
+        timeout=10,
     ) as client:
         response = await client.post(
             "/internal/v1/merchants", json={"name": name, "webhook_url": receiver.url(name)}
@@ -384,7 +385,8 @@ def worker_env(outbox_url: str, notifier_url: str, merchants_url: str, names: di
     """Settings of a test pipeline: compressed schedule, short leases, our own queue names."""
     return {
         **names,
-        "INTERNAL_SIGNING_SECRETS": SECRET,
+        **internal_env("notifier"),
+        "WEBHOOK_URL_ALLOWLIST": ",".join(LOOPBACK_ALLOWLIST),
         "OUTBOX_DATABASE_URL": outbox_url,
         "DATABASE_URL": notifier_url,
         "MERCHANTS_URL": merchants_url,

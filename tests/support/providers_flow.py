@@ -5,13 +5,14 @@ and simulator apps, and an ingress stand-in that signs provider webhooks as the 
 together before and without them.)"""
 
 import httpx
-from payplane_core.internal_auth import signed_headers
+from payplane_core.internal_auth import load_private_key, signed_headers
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-SECRET = "test-internal-secret"
+from tests.support.internal import KEYS
+
 ENCRYPTION_KEY = "test-encryption-key"
 PROVIDER_SCOPE = "webhooks:provider"
 
@@ -28,15 +29,18 @@ def ingress_stand_in(webhooks_url: str) -> Starlette:
             for k, v in request.headers.items()
             if k not in ("host", "content-length") and not k.startswith("x-payplane-")
         }
+        body = await request.body()
         headers |= signed_headers(
-            SECRET,
+            load_private_key(KEYS["gateway"]),
             method="POST",
             path=path,
             caller="gateway",
+            audience="webhooks",
+            body=body,
             request_id=request.headers.get("x-request-id", "req-ingress"),
             scopes=[PROVIDER_SCOPE],
         )
-        upstream = await client.post(path, content=await request.body(), headers=headers)
+        upstream = await client.post(path, content=body, headers=headers)
         return Response(
             upstream.content, upstream.status_code, media_type=upstream.headers.get("content-type")
         )

@@ -6,13 +6,20 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import REGISTRY
+from prometheus_client.exposition import choose_encoder
 
-from payplane_core.internal_auth import InternalAuthError, InternalIdentity, verify
+from payplane_core.internal_auth import InternalAuthError, InternalIdentity, NonceCache, verify
 from payplane_core.logging import configure_logging
 from payplane_core.middleware import RequestContextMiddleware
-from payplane_core.problems import Problem, install_problem_handlers, problem_response
+from payplane_core.problems import (
+    PROBLEM_RESPONSES,
+    Problem,
+    install_problem_handlers,
+    problem_response,
+)
 from payplane_core.settings import ServiceSettings
+from payplane_core.telemetry import instrument_app, setup_tracing
 
 ReadinessCheck = Callable[[FastAPI], Awaitable[None]]
 
@@ -28,11 +35,14 @@ async def internal_identity(request: Request) -> InternalIdentity:
     settings: ServiceSettings = request.app.state.settings
     try:
         return verify(
-            settings.INTERNAL_SIGNING_SECRETS,
+            request.app.state.internal_keys,
             request.headers,
             method=request.method,
             path=request_target(request),
+            body=await request.body(),
+            audience=settings.SERVICE_NAME,
             max_age_seconds=settings.INTERNAL_SIGNATURE_MAX_AGE_SECONDS,
+            nonces=request.app.state.internal_nonces,
         )
     except InternalAuthError as exc:
         raise Problem(
@@ -41,6 +51,17 @@ async def internal_identity(request: Request) -> InternalIdentity:
             f"Direct access is not allowed: {exc.reason}.",
             title="Unauthorized",
         ) from None
+
+
+def require_caller(*callers: str) -> Callable[[InternalIdentity], Awaitable[InternalIdentity]]:
+    """A dependency letting only ``callers`` use a route (on top of the service's own list)."""
+
+    async def dependency(identity: Annotated[InternalIdentity, Depends(internal_identity)]):
+        if identity.caller not in callers:
+            raise Problem(403, "caller-not-allowed", f"{identity.caller} may not call this route.")
+        return identity
+
+    return dependency
 
 
 Internal = Annotated[InternalIdentity, Depends(internal_identity)]
@@ -55,8 +76,11 @@ def create_service_app(
 ) -> FastAPI:
     """Build a service: every router given here requires the internal signature."""
     configure_logging(settings.SERVICE_NAME, settings.LOG_LEVEL)
+    setup_tracing(settings.SERVICE_NAME)
     app = FastAPI(title=f"payplane {settings.SERVICE_NAME}", lifespan=lifespan)
     app.state.settings = settings
+    app.state.internal_keys = settings.internal_keys()
+    app.state.internal_nonces = NonceCache()
     install_problem_handlers(app)
     app.add_middleware(
         RequestContextMiddleware,
@@ -83,9 +107,14 @@ def create_service_app(
         return JSONResponse({"status": "ready", "checks": [name for name, _ in readiness]})
 
     @app.get("/metrics", include_in_schema=False)
-    async def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    async def metrics(request: Request) -> Response:
+        # OpenMetrics when the scraper asks for it: the only format that carries exemplars.
+        encode, media_type = choose_encoder(request.headers.get("accept", ""))
+        return Response(encode(REGISTRY), media_type=media_type)
 
     for router in routers:
-        app.include_router(router, dependencies=[Depends(internal_identity)])
+        app.include_router(
+            router, dependencies=[Depends(internal_identity)], responses=PROBLEM_RESPONSES
+        )
+    instrument_app(app)
     return app

@@ -16,9 +16,24 @@ import logging
 import math
 from dataclasses import dataclass
 
+from prometheus_client import Gauge
 from redis.asyncio import Redis
 
+from payplane_core.dberrors import Fault, classify
+
 log = logging.getLogger(__name__)
+
+OPEN = Gauge(
+    "payplane_breaker_open",
+    "1 while the circuit breaker is open, as last seen by this process",
+    ["breaker"],
+)
+
+
+def observe(name: str, is_open: bool) -> None:
+    """Record what a check of breaker ``name`` saw (scripts that check it inline call this)."""
+    OPEN.labels(name).set(1 if is_open else 0)
+
 
 # KEYS: failures, open. ARGV: threshold, window ms, open ms. Returns 1 when this call opened it.
 _RECORD_FAILURE = """
@@ -77,6 +92,8 @@ class CircuitBreaker:
             keys=[self.failures_key, self.open_key],
             args=[self.failure_threshold, self.window_ms, self.open_ms],
         )
+        if opened:
+            observe(self.name, True)
         return bool(opened)
 
     async def record_success(self) -> None:
@@ -85,7 +102,9 @@ class CircuitBreaker:
     async def state(self) -> BreakerState:
         remaining_ms = await self.redis.pttl(self.open_key)
         if remaining_ms is None or remaining_ms < 0:  # -2: no key (closed); -1: never (n/a)
+            observe(self.name, False)
             return BreakerState(open=False, retry_after_seconds=0.0)
+        observe(self.name, True)
         return BreakerState(open=True, retry_after_seconds=remaining_ms / 1000)
 
     async def is_open(self) -> bool:
@@ -96,12 +115,19 @@ class CircuitBreaker:
         await self.redis.delete(self.failures_key, self.open_key)
 
 
+INFRASTRUCTURE_STATUSES = frozenset({502, 503, 504})
+
+
 class FailureReporter:
     """ASGI middleware: a service reports its own failures on one path into a breaker.
 
-    A response of 500 or more (or an exception escaping the app) on a request whose method and
-    path match counts as one failure. Reporting never changes the response: if Redis itself is
-    unreachable the failure is logged and dropped, bounded by ``timeout_seconds``.
+    Only infrastructure failures count: a 502, 503 or 504 on a request whose method and path
+    match (services answer 503 only when a dependency is down, timed out or saturated, see
+    ``payplane_core.dberrors``), or an escaping exception classified as infrastructure. A 500
+    is a bug that one merchant's input may be able to trigger, so it never opens the shared
+    circuit (it is logged and alerted on instead). Reporting never changes the response: if
+    Redis itself is unreachable the failure is logged and dropped, bounded by
+    ``timeout_seconds``.
     """
 
     def __init__(
@@ -136,10 +162,11 @@ class FailureReporter:
 
         try:
             await self.app(scope, receive, watch)
-        except BaseException:
-            await self._report()
+        except Exception as exc:
+            if classify(exc) == Fault.INFRASTRUCTURE:
+                await self._report()
             raise
-        if status >= 500:
+        if status in INFRASTRUCTURE_STATUSES:
             await self._report()
 
     async def _report(self) -> None:
@@ -165,7 +192,7 @@ def report_failures_into_breaker(
     window_seconds: float = 10.0,
     open_seconds: float = 30.0,
 ) -> CircuitBreaker:
-    """Make ``app`` count its own 5xx on ``methods path`` into the breaker ``name``."""
+    """Make ``app`` count its own infrastructure failures on ``methods path`` into ``name``."""
     redis = Redis.from_url(redis_url, socket_timeout=0.25, socket_connect_timeout=0.25)
     breaker = CircuitBreaker(
         redis,

@@ -6,10 +6,14 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from weakref import WeakValueDictionary
 
 import asyncpg
 from alembic import command
 from alembic.config import Config
+from prometheus_client import REGISTRY
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 from sqlalchemy import DateTime, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import make_url
@@ -24,8 +28,60 @@ from sqlalchemy.ext.asyncio import (
 TYPE_ANNOTATION_MAP: dict[Any, Any] = {datetime: DateTime(timezone=True), dict[str, Any]: JSONB}
 
 
-def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
-    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+def async_url(url: str) -> str:
+    """``url`` with the asyncpg driver: a plain ``postgresql://`` URI (as CloudNativePG writes it
+    into its ``<cluster>-app`` Secret) is used as is by naming the driver here."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+asyncpg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def create_engine(
+    url: str, *, pool_size: int = 5, max_overflow: int = 5, pool_timeout: float = 3.0
+) -> AsyncEngine:
+    """At most ``pool_size + max_overflow`` connections (``DatabaseSettings.db_pool()``)."""
+    engine = create_async_engine(
+        async_url(url),
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_timeout=pool_timeout,
+        pool_pre_ping=True,
+    )
+    _POOLS.engines[make_url(url).database or "default"] = engine
+    return engine
+
+
+class _PoolCollector(Collector):
+    """Connection pool saturation of this process's engines, read at scrape time."""
+
+    def __init__(self) -> None:
+        # Weak: an engine disposed and dropped (tests make many) leaves the scrape with it.
+        self.engines: WeakValueDictionary[str, AsyncEngine] = WeakValueDictionary()
+
+    def collect(self):
+        connections = GaugeMetricFamily(
+            "payplane_db_pool_connections", "Pooled connections", labels=["database", "state"]
+        )
+        waiting = GaugeMetricFamily(
+            "payplane_db_pool_waiting", "Tasks waiting for a connection", labels=["database"]
+        )
+        limit = GaugeMetricFamily(
+            "payplane_db_pool_max_connections", "Pool size plus overflow", labels=["database"]
+        )
+        for database, engine in list(self.engines.items()):
+            pool = engine.pool
+            connections.add_metric([database, "in_use"], pool.checkedout())
+            connections.add_metric([database, "idle"], pool.checkedin())
+            limit.add_metric([database], pool.size() + getattr(pool, "_max_overflow", 0))
+            # The asyncio queue's waiting getters: SQLAlchemy has no public count of them.
+            queue = getattr(getattr(pool, "_pool", None), "_queue", None)
+            waiting.add_metric([database], len(getattr(queue, "_getters", ()) or ()))
+        yield from (connections, waiting, limit)
+
+
+_POOLS = _PoolCollector()
+REGISTRY.register(_POOLS)
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker:

@@ -1,29 +1,52 @@
-"""The internal signature: how a service knows a request came from the gateway (or a peer).
+"""The internal signature: how a service knows which platform service (or tool) called it.
 
-The gateway (and a service calling another) signs method, path with query, caller, merchant id,
-key id, scopes, request id and a timestamp with a shared HMAC secret. Services verify it on every
-request except health, readiness and metrics, so a request that reaches a service without going
-through the gateway is refused with 401 even if the network let it through.
+Every caller (gateway, providers, webhooks, notifier, cli, operator) holds its own Ed25519
+private key; a service holds only the public keys of the callers it accepts. So a service that
+verifies the gateway's requests cannot sign as the gateway, and a compromised notifier cannot
+act as anyone but the notifier. The signed fields are method, path with query, caller, audience
+(the target service), merchant id, key id, scopes, request id, timestamp, a random nonce and the
+SHA-256 digest of the body: a captured request is refused by any other service, with another
+body, after ``max_age_seconds`` or a second time within it (``NonceCache``, per process).
+
+Keys are 32 raw bytes in unpadded base64url (``generate_key`` / ``public_key``).
 """
 
+import base64
 import hashlib
-import hmac
+import secrets
 import time
-from collections.abc import Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
 CALLER = "x-payplane-caller"
+AUDIENCE = "x-payplane-audience"
 MERCHANT_ID = "x-payplane-merchant-id"
 KEY_ID = "x-payplane-key-id"
 SCOPES = "x-payplane-scopes"
 TIMESTAMP = "x-payplane-timestamp"
+NONCE = "x-payplane-nonce"
+BODY_DIGEST = "x-payplane-body-sha256"
 SIGNATURE = "x-payplane-signature"
 REQUEST_ID = "x-request-id"
 
 # Every header a client must never be able to set itself (the ingress strips them all).
-INTERNAL_HEADERS = (CALLER, MERCHANT_ID, KEY_ID, SCOPES, TIMESTAMP, SIGNATURE)
+INTERNAL_HEADERS = (
+    CALLER,
+    AUDIENCE,
+    MERCHANT_ID,
+    KEY_ID,
+    SCOPES,
+    TIMESTAMP,
+    NONCE,
+    BODY_DIGEST,
+    SIGNATURE,
+)
 
-_VERSION = "payplane-internal-v1"
+_VERSION = "payplane-internal-v2"
 
 
 class InternalAuthError(Exception):
@@ -43,82 +66,164 @@ class InternalIdentity:
     request_id: str
 
 
-def _signature(secret: str, fields: Sequence[str]) -> str:
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def generate_key() -> str:
+    """A new private key (unpadded base64url of the 32-byte Ed25519 seed)."""
+    return _b64(secrets.token_bytes(32))
+
+
+def load_private_key(text: str) -> Ed25519PrivateKey:
+    try:
+        raw = _unb64(text.strip())
+    except ValueError:
+        raise ValueError("internal signing key is not base64url") from None
+    if len(raw) != 32:
+        raise ValueError("internal signing key must be 32 bytes (base64url)")
+    return Ed25519PrivateKey.from_private_bytes(raw)
+
+
+def public_key(private: str) -> str:
+    """The public half of ``private``, in the same encoding (what verifiers are given)."""
+    return _b64(load_private_key(private).public_key().public_bytes_raw())
+
+
+def parse_caller_keys(entries: Iterable[str]) -> dict[str, list[Ed25519PublicKey]]:
+    """``["gateway:<pub>", "cli:<pub>", ...]`` -> public keys per caller (several: rotation)."""
+    keys: dict[str, list[Ed25519PublicKey]] = {}
+    for entry in entries:
+        caller, sep, encoded = entry.partition(":")
+        raw = _unb64(encoded.strip()) if sep else b""
+        if not caller.strip() or len(raw) != 32:
+            raise ValueError(f"caller key entry must be '<caller>:<base64url key>': {entry[:20]!r}")
+        keys.setdefault(caller.strip(), []).append(Ed25519PublicKey.from_public_bytes(raw))
+    return keys
+
+
+def body_digest(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+def _message(fields: Sequence[str]) -> bytes:
     if any("\n" in f for f in fields):
         raise InternalAuthError("a signed field contains a newline")
-    message = "\n".join((_VERSION, *fields)).encode()
-    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+    return "\n".join((_VERSION, *fields)).encode()
 
 
 def signed_headers(
-    secret: str,
+    key: Ed25519PrivateKey,
     *,
     method: str,
     path: str,
     caller: str,
+    audience: str,
     request_id: str,
+    body: bytes = b"",
     merchant_id: str = "",
     key_id: str = "",
     scopes: Sequence[str] = (),
     now: float | None = None,
 ) -> dict[str, str]:
-    """Headers to add to an internal request. ``path`` includes the query string."""
-    timestamp = str(int(now if now is not None else time.time()))
-    scope_list = ",".join(sorted(scopes))
-    fields = (method.upper(), path, caller, merchant_id, key_id, scope_list, request_id, timestamp)
-    return {
+    """Headers to add to an internal request to ``audience``. ``path`` includes the query."""
+    headers = {
         CALLER: caller,
+        AUDIENCE: audience,
         MERCHANT_ID: merchant_id,
         KEY_ID: key_id,
-        SCOPES: scope_list,
+        SCOPES: ",".join(sorted(scopes)),
         REQUEST_ID: request_id,
-        TIMESTAMP: timestamp,
-        SIGNATURE: _signature(secret, fields),
+        TIMESTAMP: str(int(now if now is not None else time.time())),
+        NONCE: secrets.token_urlsafe(12),
+        BODY_DIGEST: body_digest(body),
     }
+    headers[SIGNATURE] = _b64(key.sign(_message(_fields(method, path, headers))))
+    return headers
+
+
+def _fields(method: str, path: str, headers: Mapping[str, str]) -> tuple[str, ...]:
+    signed = (CALLER, AUDIENCE, MERCHANT_ID, KEY_ID, SCOPES, REQUEST_ID, TIMESTAMP, NONCE)
+    digest = headers.get(BODY_DIGEST, "")
+    return (method.upper(), path, *(headers.get(h, "") for h in signed), digest)
+
+
+class NonceCache:
+    """Nonces seen within the signature's lifetime: a second use is a replay."""
+
+    def __init__(self, max_entries: int = 200_000) -> None:
+        self._seen: OrderedDict[str, float] = OrderedDict()
+        self._max = max_entries
+
+    def first_use(self, nonce: str, *, expires_at: float, now: float) -> bool:
+        while self._seen and (next(iter(self._seen.values())) < now or len(self._seen) > self._max):
+            self._seen.popitem(last=False)
+        if nonce in self._seen:
+            return False
+        self._seen[nonce] = expires_at
+        return True
 
 
 def verify(
-    secrets: Sequence[str],
+    caller_keys: Mapping[str, Sequence[Ed25519PublicKey]],
     headers: Mapping[str, str],
     *,
     method: str,
     path: str,
+    body: bytes,
+    audience: str,
     max_age_seconds: int,
+    nonces: NonceCache | None = None,
     now: float | None = None,
 ) -> InternalIdentity:
-    """Check the signature against every accepted secret, in constant time per comparison."""
+    """Check the request was signed by a caller we accept, for us, with this body, just now."""
     given = headers.get(SIGNATURE)
     if not given:
         raise InternalAuthError("missing internal signature")
     try:
         timestamp = int(headers.get(TIMESTAMP, ""))
+        signature = _unb64(given)
     except ValueError:
-        raise InternalAuthError("malformed internal timestamp") from None
+        raise InternalAuthError("malformed internal signature") from None
     current = now if now is not None else time.time()
     if abs(current - timestamp) > max_age_seconds:
         raise InternalAuthError("internal signature expired")
-    fields = (
-        method.upper(),
-        path,
-        headers.get(CALLER, ""),
-        headers.get(MERCHANT_ID, ""),
-        headers.get(KEY_ID, ""),
-        headers.get(SCOPES, ""),
-        headers.get(REQUEST_ID, ""),
-        str(timestamp),
-    )
-    valid = False
-    for secret in secrets:
-        valid |= hmac.compare_digest(_signature(secret, fields), given)
-    if not valid:
+    caller = headers.get(CALLER, "")
+    if caller not in caller_keys:
+        raise InternalAuthError("caller not accepted by this service")
+    if headers.get(AUDIENCE) != audience:
+        raise InternalAuthError("signed for another service")
+    if headers.get(BODY_DIGEST) != body_digest(body):
+        raise InternalAuthError("body does not match the signed digest")
+    message = _message(_fields(method, path, headers))
+    if not any(_valid(key, signature, message) for key in caller_keys[caller]):
         raise InternalAuthError("invalid internal signature")
+    nonce = headers.get(NONCE, "")
+    if (
+        not nonce
+        or nonces is not None
+        and not nonces.first_use(nonce, expires_at=timestamp + max_age_seconds, now=current)
+    ):
+        raise InternalAuthError("internal request replayed")
     return InternalIdentity(
-        caller=fields[2],
-        merchant_id=fields[3],
-        key_id=fields[4],
-        scopes=frozenset(s for s in fields[5].split(",") if s),
-        request_id=fields[6],
+        caller=caller,
+        merchant_id=headers.get(MERCHANT_ID, ""),
+        key_id=headers.get(KEY_ID, ""),
+        scopes=frozenset(s for s in headers.get(SCOPES, "").split(",") if s),
+        request_id=headers.get(REQUEST_ID, ""),
     )
+
+
+def _valid(key: Ed25519PublicKey, signature: bytes, message: bytes) -> bool:
+    try:
+        key.verify(signature, message)
+    except InvalidSignature:
+        return False
+    return True
 
 
 # Scopes a key can carry; the gateway enforces them and services check them again.

@@ -1,4 +1,4 @@
-"""JSON logs to stdout with level, service and request id."""
+"""JSON logs to stdout with level, service, request id and the current trace and span ids."""
 
 import logging
 import sys
@@ -6,6 +6,7 @@ import sys
 from pythonjsonlogger.json import JsonFormatter
 
 from payplane_core.context import request_id_var
+from payplane_core.telemetry import current_ids
 
 
 class _ContextFilter(logging.Filter):
@@ -16,6 +17,7 @@ class _ContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.service = self.service
         record.request_id = request_id_var.get()
+        record.trace_id, record.span_id = current_ids()
         return True
 
 
@@ -23,7 +25,8 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(
         JsonFormatter(
-            "%(asctime)s %(levelname)s %(name)s %(message)s %(service)s %(request_id)s",
+            "%(asctime)s %(levelname)s %(name)s %(message)s %(service)s %(request_id)s"
+            " %(trace_id)s %(span_id)s",
             rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
         )
     )

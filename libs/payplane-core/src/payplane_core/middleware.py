@@ -12,6 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from payplane_core.context import accept_or_new_request_id, request_id_var
 from payplane_core.problems import PROBLEM_MEDIA_TYPE, problem_body
+from payplane_core.telemetry import exemplar
 
 access_log = logging.getLogger("payplane.access")
 
@@ -30,6 +31,33 @@ class _BodyTooLarge(Exception):
     pass
 
 
+# Headers that carry one value: a second copy could mean one thing to a signature check or an
+# intermediary and another to the service, so it is refused (400). Provider-webhook headers are
+# not here: the webhooks service refuses their duplicates itself, with an audit row.
+SINGLE_VALUED = frozenset(
+    {
+        b"authorization",
+        b"content-type",
+        b"content-digest",
+        b"idempotency-key",
+        b"signature",
+        b"signature-input",
+        b"host",
+    }
+)
+
+
+def _duplicated_single_header(raw: list[tuple[bytes, bytes]]) -> str | None:
+    seen: set[bytes] = set()
+    for name, _ in raw:
+        name = name.lower()
+        if name in SINGLE_VALUED:
+            if name in seen:
+                return f"The {name.decode()} header appears more than once."
+            seen.add(name)
+    return None
+
+
 class RequestContextMiddleware:
     def __init__(self, app: ASGIApp, *, service: str, max_body_bytes: int) -> None:
         self.app = app
@@ -46,6 +74,12 @@ class RequestContextMiddleware:
         started = time.perf_counter()
         status = 500
         response_started = False
+
+        if duplicated := _duplicated_single_header(scope["headers"]):
+            await self._refuse(send, request_id, 400, "duplicate-header", duplicated)
+            self._record(scope, 400, started)
+            request_id_var.reset(token)
+            return
 
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
@@ -89,15 +123,17 @@ class RequestContextMiddleware:
             request_id_var.reset(token)
 
     async def _too_large(self, send: Send, request_id: str) -> None:
-        body = json.dumps(
-            problem_body(
-                413, "body-too-large", f"Request bodies are limited to {self.max_body_bytes} bytes."
-            )
-        ).encode()
+        detail = f"Request bodies are limited to {self.max_body_bytes} bytes."
+        await self._refuse(send, request_id, 413, "body-too-large", detail)
+
+    async def _refuse(
+        self, send: Send, request_id: str, status: int, slug: str, detail: str
+    ) -> None:
+        body = json.dumps(problem_body(status, slug, detail)).encode()
         await send(
             {
                 "type": "http.response.start",
-                "status": 413,
+                "status": status,
                 "headers": [
                     (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
                     (b"content-length", str(len(body)).encode()),
@@ -112,7 +148,7 @@ class RequestContextMiddleware:
         route = getattr(scope.get("route"), "path", None) or "unmatched"
         method = scope["method"]
         REQUESTS.labels(self.service, method, route, str(status)).inc()
-        LATENCY.labels(self.service, method, route).observe(elapsed)
+        LATENCY.labels(self.service, method, route).observe(elapsed, exemplar=exemplar())
         if route not in ("/health", "/metrics"):
             access_log.info(
                 "request",

@@ -1,12 +1,22 @@
-"""The body of every service's Alembic ``env.py`` (async engine, URL from settings)."""
+"""The body of every service's Alembic ``env.py`` (async engine, URL from settings).
+
+Migrations hold a PostgreSQL advisory lock while they run, so several replicas (Kubernetes init
+containers) or a rolling upgrade can all run ``alembic upgrade head`` at once: one migrates, the
+others wait, then find the database at head and do nothing.
+"""
 
 import asyncio
 import os
 
 from alembic import context
-from sqlalchemy import MetaData, pool
+from sqlalchemy import MetaData, pool, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
+
+from payplane_core.db import async_url
+
+# Session-level advisory lock key shared by every service's migrations (each has its own database).
+MIGRATION_LOCK_KEY = 0x7061_7970  # "payp"
 
 
 def _do_run(connection: Connection, metadata: MetaData) -> None:
@@ -16,9 +26,17 @@ def _do_run(connection: Connection, metadata: MetaData) -> None:
 
 
 async def _run_async(url: str, metadata: MetaData) -> None:
-    engine = create_async_engine(url, poolclass=pool.NullPool)
+    engine = create_async_engine(async_url(url), poolclass=pool.NullPool)
     async with engine.connect() as connection:
-        await connection.run_sync(_do_run, metadata)
+        await connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+        await connection.commit()  # the session lock outlives this; Alembic runs its own tx
+        try:
+            await connection.run_sync(_do_run, metadata)
+        finally:
+            await connection.execute(
+                text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY}
+            )
+            await connection.commit()
     await engine.dispose()
 
 

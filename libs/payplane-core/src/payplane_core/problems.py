@@ -1,5 +1,6 @@
 """RFC 9457 problem details: every error a client sees, and never a stack trace."""
 
+import json
 import logging
 from http import HTTPStatus
 from typing import Any
@@ -7,8 +8,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from payplane_core import dberrors
 from payplane_core.context import request_id_var
 from payplane_core.crypto import SecretBoxError
 
@@ -16,6 +19,26 @@ PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_BASE = "https://payplane.dev/problems/"
 
 log = logging.getLogger(__name__)
+
+
+class ProblemDocument(BaseModel):
+    """What every error answer looks like (RFC 9457), as documented in each OpenAPI schema."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    request_id: str | None = None
+
+
+_PROBLEM_CONTENT = {PROBLEM_MEDIA_TYPE: {"schema": ProblemDocument.model_json_schema()}}
+# Every router's error answers, for its OpenAPI schema (so fuzzers can hold us to it).
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    "4XX": {"description": "Refused: a problem document.", "content": _PROBLEM_CONTENT},
+    "5XX": {"description": "Unavailable: a problem document.", "content": _PROBLEM_CONTENT},
+}
 
 
 class Problem(Exception):
@@ -54,8 +77,17 @@ def problem_body(
     return body
 
 
+class ProblemResponse(JSONResponse):
+    """ASCII-escaped JSON: a lone surrogate echoed from the request can never break rendering."""
+
+    media_type = PROBLEM_MEDIA_TYPE
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, separators=(",", ":")).encode("ascii")
+
+
 def problem_response(problem: Problem) -> JSONResponse:
-    return JSONResponse(
+    return ProblemResponse(
         problem_body(problem.status, problem.slug, problem.detail, problem.title, **problem.extra),
         status_code=problem.status,
         headers=problem.headers,
@@ -67,7 +99,7 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     # Only where and why: echoing the rejected input could reflect secrets into logs or clients.
     return [
         {
-            "loc": [str(p) for p in err.get("loc", ())],
+            "loc": [str(p)[:64] for p in err.get("loc", ())],
             "msg": err.get("msg", ""),
             "type": err["type"],
         }
@@ -118,6 +150,29 @@ async def _on_unreadable_secret(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _on_database_error(request: Request, exc: Exception) -> JSONResponse:
+    fault = dberrors.classify(exc)
+    if fault == dberrors.Fault.CLIENT_DATA:
+        return problem_response(
+            Problem(422, "unstorable-value", "A value in the request cannot be stored.")
+        )
+    if fault == dberrors.Fault.CONFLICT:
+        return problem_response(
+            Problem(409, "conflict", "The request conflicts with data already stored.")
+        )
+    if fault == dberrors.Fault.INFRASTRUCTURE:
+        log.warning("database unavailable", extra={"error": type(exc).__name__})
+        return problem_response(
+            Problem(
+                503,
+                "database-unavailable",
+                "The database is unavailable right now; retry later.",
+                headers={"Retry-After": "2"},
+            )
+        )
+    return await _on_unexpected(request, exc)
+
+
 async def _on_unexpected(_: Request, exc: Exception) -> JSONResponse:
     log.error("unhandled error", exc_info=exc)
     return problem_response(
@@ -130,4 +185,6 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _on_validation)
     app.add_exception_handler(StarletteHTTPException, _on_http)
     app.add_exception_handler(SecretBoxError, _on_unreadable_secret)
+    for error in dberrors.DATABASE_ERRORS:
+        app.add_exception_handler(error, _on_database_error)
     app.add_exception_handler(Exception, _on_unexpected)

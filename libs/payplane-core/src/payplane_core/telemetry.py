@@ -1,0 +1,118 @@
+"""OpenTelemetry for every process, configured only by the standard ``OTEL_*`` variables.
+
+``OTEL_EXPORTER_OTLP_ENDPOINT`` (or ``…_TRACES_ENDPOINT``) unset, or ``OTEL_SDK_DISABLED=true``:
+no SDK, no instrumentation, no export and no cost. Set: the SDK with a batching OTLP/HTTP
+exporter (endpoint, headers, timeout, sampler, resource and propagators all read from the
+standard variables by the SDK itself) and the official instrumentations of FastAPI, httpx,
+asyncpg, redis and aio-pika.
+
+Trace context crosses the outbox row and RabbitMQ as W3C headers written and read by the
+standard propagators (``OTEL_PROPAGATORS``, default tracecontext + baggage).
+"""
+
+import logging
+import os
+from collections.abc import Mapping
+
+from opentelemetry import propagate, trace
+from opentelemetry.context import Context
+
+log = logging.getLogger(__name__)
+
+_ENDPOINTS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+# Probes and scrapes are not part of any payment's story.
+EXCLUDED_URLS = "/health,/ready,/metrics"
+
+_provider = None
+
+
+def tracing_configured() -> bool:
+    if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return False
+    return any(os.environ.get(name) for name in _ENDPOINTS)
+
+
+def setup_tracing(service_name: str, exporter=None) -> bool:
+    """Once per process. ``exporter`` (tests) forces tracing on with that exporter."""
+    global _provider
+    if _provider is not None:
+        return True
+    if exporter is None and not tracing_configured():
+        return False
+    from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    if exporter is None:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        exporter = OTLPSpanExporter()
+    # OTEL_SERVICE_NAME, when set, wins over this default (Resource.create applies it last).
+    resource = Resource.create({SERVICE_NAME: service_name})
+    _provider = TracerProvider(resource=resource)
+    _provider.add_span_processor(BatchSpanProcessor(exporter))
+    trace.set_tracer_provider(_provider)
+    _instrument_libraries()
+    log.info("tracing on", extra={"otel_service": resource.attributes.get(SERVICE_NAME)})
+    return True
+
+
+def _instrument_libraries() -> None:
+    from opentelemetry.instrumentation.aio_pika import AioPikaInstrumentor
+    from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+    from opentelemetry.instrumentation.redis import RedisInstrumentor
+
+    for instrumentor in (
+        HTTPXClientInstrumentor(),
+        AsyncPGInstrumentor(),
+        RedisInstrumentor(),
+        AioPikaInstrumentor(),
+    ):
+        if not instrumentor.is_instrumented_by_opentelemetry:
+            instrumentor.instrument()
+
+
+def instrument_app(app) -> None:
+    """The FastAPI server spans (route templates as names), when tracing is on."""
+    if _provider is None:
+        return
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+    FastAPIInstrumentor.instrument_app(
+        app, excluded_urls=EXCLUDED_URLS, exclude_spans=["receive", "send"]
+    )
+
+
+def parent_context(carrier: Mapping[str, str] | None) -> Context | None:
+    """The context to continue: the current span if there is one, else the one in ``carrier``
+    (a stored outbox row, a delivery row, message headers). ``None`` means "current"."""
+    if trace.get_current_span().get_span_context().is_valid:
+        return None
+    return propagate.extract(dict(carrier or {}))
+
+
+def carrier(incoming: Mapping[str, str] | None = None) -> dict[str, str]:
+    """W3C headers to store with an event or send on: the current span's; in a process that
+    does not trace, the caller's own, so a trace passes through an untraced hop unbroken."""
+    headers: dict[str, str] = {}
+    propagate.inject(headers, context=parent_context(incoming))
+    return headers
+
+
+def current_ids() -> tuple[str, str]:
+    """(trace_id, span_id) in hex for log lines; empty strings outside a trace."""
+    context = trace.get_current_span().get_span_context()
+    if not context.is_valid:
+        return "", ""
+    return format(context.trace_id, "032x"), format(context.span_id, "016x")
+
+
+def tracer(name: str) -> trace.Tracer:
+    return trace.get_tracer(name)
+
+
+def exemplar() -> dict[str, str] | None:
+    """The current trace id as a histogram exemplar (links a latency bucket to its trace)."""
+    trace_id, _ = current_ids()
+    return {"trace_id": trace_id} if trace_id else None
