@@ -18,7 +18,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(settings.DATABASE_URL, pool_size=settings.DB_POOL_SIZE)
+        engine = create_engine(settings.DATABASE_URL, **settings.db_pool())
         app.state.engine = engine
         app.state.sessions = session_factory(engine)
         app.state.box = SecretBox(settings.ENCRYPTION_KEYS)

@@ -34,11 +34,22 @@ class Merchant(Base):
         CheckConstraint("requests_per_second > 0", name="rps_positive"),
         CheckConstraint("burst >= 1", name="burst_positive"),
         CheckConstraint("payments_per_month >= 0", name="quota_not_negative"),
+        # A name is taken only while its merchant lives: a deleted merchant frees it.
+        Index(
+            "uq_merchants_live_name",
+            "name",
+            unique=True,
+            postgresql_where=text("status <> 'deleted'"),
+        ),
+        Index("uq_merchants_external_ref", "external_ref", unique=True),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     # A Kubernetes resource name (DNS-1123 label), unique: the operator finds merchants by it.
-    name: Mapped[str] = mapped_column(String(63), unique=True)
+    name: Mapped[str] = mapped_column(String(63))
+    # Who asked for it outside this service (the Merchant resource's uid): creating twice with
+    # one reference returns the first merchant, so a caller that crashed can simply retry.
+    external_ref: Mapped[str | None] = mapped_column(String(100))
     display_name: Mapped[str] = mapped_column(String(200))
     plan: Mapped[str] = mapped_column(String(40))
     webhook_url: Mapped[str | None] = mapped_column(Text)

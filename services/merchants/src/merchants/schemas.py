@@ -33,6 +33,8 @@ class MerchantCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Slug
+    # The caller's own id for this merchant (the operator: the resource's uid); idempotent.
+    external_ref: str | None = Field(default=None, min_length=1, max_length=100)
     display_name: str | None = Field(default=None, min_length=1, max_length=200)
     plan: str = Field(default="standard", min_length=1, max_length=40)
     webhook_url: WebhookUrl | None = None
@@ -57,6 +59,7 @@ class MerchantUpdate(BaseModel):
 class MerchantOut(BaseModel):
     id: str
     name: str
+    external_ref: str | None = None
     display_name: str
     plan: str
     webhook_url: str | None
@@ -82,7 +85,8 @@ class Credentials(BaseModel):
 
 class MerchantCreated(BaseModel):
     merchant: MerchantOut
-    credentials: Credentials
+    # None when an external_ref named a merchant that already existed (secrets are shown once).
+    credentials: Credentials | None
 
 
 class WebhookTarget(BaseModel):

@@ -74,8 +74,14 @@ def _audit(
 
 async def create_merchant(
     session: AsyncSession, box: SecretBox, *, data: MerchantCreate, actor: str
-) -> tuple[Merchant, Credentials]:
-    """Raises MerchantExists when the name is taken (checked by the unique index, race-free)."""
+) -> tuple[Merchant, Credentials | None]:
+    """Create a merchant with its first keys; credentials come back once, here.
+
+    With ``data.external_ref``, creating again returns the merchant made first for that
+    reference and no credentials (they were shown once; rotate to issue new ones): a caller
+    that died between the create and storing its answer retries without making a second one.
+    Raises MerchantExists when another live merchant has the name (unique index, race-free).
+    """
     at = now()
     merchant_id = new_id("mer")
     webhook_secret = keygen.new_webhook_secret()
@@ -84,6 +90,7 @@ async def create_merchant(
         .values(
             id=merchant_id,
             name=data.name,
+            external_ref=data.external_ref,
             display_name=data.display_name or data.name,
             plan=data.plan,
             webhook_url=str(data.webhook_url) if data.webhook_url else None,
@@ -96,10 +103,16 @@ async def create_merchant(
             created_at=at,
             updated_at=at,
         )
-        .on_conflict_do_nothing(index_elements=["name"])
+        .on_conflict_do_nothing()  # a live name or a known external reference
         .returning(Merchant.id)
     )
     if inserted is None:
+        if data.external_ref is not None:
+            existing = await session.scalar(
+                select(Merchant).where(Merchant.external_ref == data.external_ref)
+            )
+            if existing is not None:
+                return existing, None
         raise MerchantExists(data.name)
     merchant = await session.get(Merchant, merchant_id)
     assert merchant is not None
@@ -108,7 +121,7 @@ async def create_merchant(
         merchant_id=merchant_id,
         type_="merchant.created",
         actor=actor,
-        detail={"name": data.name, "plan": data.plan},
+        detail={"name": data.name, "plan": data.plan, "external_ref": data.external_ref},
     )
     api = await issue_key(session, box, merchant_id=merchant_id, kind="api", actor=actor)
     read = await issue_key(session, box, merchant_id=merchant_id, kind="read", actor=actor)
@@ -311,9 +324,15 @@ async def rotate_key(
 async def rotate_credentials(
     session: AsyncSession, box: SecretBox, *, merchant_id: str, grace: timedelta, actor: str
 ) -> tuple[Credentials, list[ApiKey]]:
-    """Rotate the current API key and read key together (what the CLI and operator show)."""
-    merchant, webhook_secret = await webhook_target(session, box, merchant_id=merchant_id)
-    at = now()
+    """Rotate the current API key and read key together, and the webhook secret.
+
+    Old keys keep working for ``grace``; webhooks are signed with the new secret from now on.
+    """
+    merchant = await get_merchant(session, merchant_id=merchant_id, for_update=True)
+    webhook_secret = keygen.new_webhook_secret()
+    merchant.webhook_secret_enc = box.encrypt(webhook_secret, context=webhook_context(merchant.id))
+    merchant.updated_at = at = now()
+    _audit(session, merchant_id=merchant.id, type_="webhook_secret.rotated", actor=actor, detail={})
     current = {
         key.kind: key
         for key in await list_keys(session, merchant_id=merchant_id)

@@ -11,6 +11,7 @@ def merchant_out(merchant: Merchant) -> MerchantOut:
     return MerchantOut(
         id=merchant.id,
         name=merchant.name,
+        external_ref=merchant.external_ref,
         display_name=merchant.display_name,
         plan=merchant.plan,
         webhook_url=merchant.webhook_url,

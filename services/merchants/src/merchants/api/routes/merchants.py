@@ -2,7 +2,8 @@
 
 from datetime import timedelta
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
+from payplane_core import egress
 from payplane_core.problems import Problem
 from payplane_core.usage import current_period, quota_counter_key
 
@@ -35,10 +36,29 @@ def not_found(merchant: str) -> Problem:
     return Problem(404, "merchant-not-found", f"No merchant {merchant}.")
 
 
+async def refuse_unsafe_webhook_url(url: object, settings: SettingsDep) -> None:
+    """Only public addresses (or the local allowlist): the notifier POSTs there (SSRF)."""
+    if url is None:
+        return
+    allowlist = egress.parse_allowlist(settings.WEBHOOK_URL_ALLOWLIST)
+    try:
+        await egress.check_url(str(url), allowlist, must_resolve=False)
+    except egress.UnsafeUrl as exc:
+        detail = f"The webhook URL is refused: {exc}."
+        raise Problem(422, "webhook-url-not-allowed", detail) from None
+
+
 @router.post("", status_code=201, response_model=MerchantCreated)
 async def create_merchant(
-    body: MerchantCreate, caller: AdminCaller, sessions: Sessions, box: Box
+    body: MerchantCreate,
+    caller: AdminCaller,
+    sessions: Sessions,
+    box: Box,
+    response: Response,
+    settings: SettingsDep,
 ) -> MerchantCreated:
+    """201 with credentials; 200 without them when ``external_ref`` names an existing one."""
+    await refuse_unsafe_webhook_url(body.webhook_url, settings)
     try:
         async with sessions.begin() as session:
             merchant, credentials = await service.create_merchant(
@@ -49,6 +69,8 @@ async def create_merchant(
         raise Problem(
             409, "merchant-exists", f"A merchant named {body.name} already exists."
         ) from None
+    if credentials is None:
+        response.status_code = 200
     return MerchantCreated(merchant=out, credentials=credentials)
 
 
@@ -72,8 +94,14 @@ async def get_merchant(merchant_id: str, _: AdminCaller, sessions: Sessions) -> 
 
 @router.patch("/{merchant_id}", response_model=MerchantOut)
 async def update_merchant(
-    merchant_id: str, body: MerchantUpdate, caller: AdminCaller, sessions: Sessions, redis: RedisDep
+    merchant_id: str,
+    body: MerchantUpdate,
+    caller: AdminCaller,
+    sessions: Sessions,
+    redis: RedisDep,
+    settings: SettingsDep,
 ) -> MerchantOut:
+    await refuse_unsafe_webhook_url(body.webhook_url, settings)
     try:
         async with sessions.begin() as session:
             merchant, hashes = await service.update_merchant(

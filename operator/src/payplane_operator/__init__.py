@@ -1,0 +1,1 @@
+"""The payplane operator (kopf): Merchant, Provider and Plan resources → the platform."""

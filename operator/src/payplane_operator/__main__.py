@@ -1,0 +1,3 @@
+from payplane_operator.main import main
+
+main()
