@@ -1,0 +1,95 @@
+"""The cost of tracing: create throughput with the OpenTelemetry SDK exporting (OTLP/HTTP to a
+local sink) every span, and 10 % of traces (standard sampler variables), against the same
+service with tracing off, interleaved in one run so all see the same machine.
+Target: under 15 % fewer creates per second."""
+
+import asyncio
+import dataclasses
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from payplane_cli import local
+from payplane_cli.stack import REPO, Stack
+from payplane_core.ids import new_id
+
+from benchmarks.load import run
+from benchmarks.payments import CONCURRENCY, signed_create
+
+ROUNDS = 2
+PER_ROUND = 1500
+
+
+class _Sink(BaseHTTPRequestHandler):
+    """An OTLP/HTTP endpoint that accepts and drops spans (the collector is not our cost)."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:  # noqa: N802
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        self.send_response(200)
+        self.send_header("content-type", "application/x-protobuf")
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def run_bench() -> None:
+    sink = ThreadingHTTPServer(("127.0.0.1", 0), _Sink)
+    threading.Thread(target=sink.serve_forever, daemon=True).start()
+    plain = Stack.for_bench()
+    endpoint = {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink.server_port}"}
+
+    def traced(name: str, shift: int, env: dict[str, str]) -> Stack:
+        return dataclasses.replace(
+            plain,
+            name=f"bench-{name}",
+            state_dir=REPO / ".local" / f"bench-{name}-stack",
+            port_offset=plain.port_offset + shift,
+            db_prefix=f"payplane_bench{name}_",
+            extra_env=endpoint | env,
+        )
+
+    stacks = {
+        "off": plain,
+        "exporting": traced("all", 100, {}),
+        # What production runs: Envoy decides for 10 % of requests and services follow it
+        # (here the service decides, as nothing upstream sends a traceparent).
+        "exporting 10 %": traced(
+            "ratio",
+            200,
+            {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"},
+        ),
+    }
+    try:
+        for stack in stacks.values():
+            local.fresh_up(stack, ["payments"])
+        merchant = new_id("mer")
+        totals = {mode: [0, 0.0] for mode in stacks}
+        for mode, stack in stacks.items():  # warm up both
+            warm = [signed_create(stack, merchant) for _ in range(300)]
+            asyncio.run(run(f"warmup {mode}", warm, CONCURRENCY, lambda s: s == 201))
+        for _ in range(ROUNDS):
+            for mode, stack in stacks.items():
+                creates = [signed_create(stack, merchant) for _ in range(PER_ROUND)]
+                result = asyncio.run(
+                    run(f"POST /api/v1/payments, tracing {mode}", creates, CONCURRENCY, _created)
+                )
+                print(result.line())
+                totals[mode][0] += result.requests
+                totals[mode][1] += result.seconds
+        rps = {mode: n / seconds for mode, (n, seconds) in totals.items()}
+        for mode in ("exporting", "exporting 10 %"):
+            print(
+                f"  tracing off {rps['off']:.0f} req/s, {mode} {rps[mode]:.0f} req/s:"
+                f" {1 - rps[mode] / rps['off']:.1%} fewer creates per second (target < 15 %)"
+            )
+    finally:
+        for stack in stacks.values():
+            local.down(stack)
+        sink.shutdown()
+
+
+def _created(status: int) -> bool:
+    return status == 201

@@ -1,0 +1,5 @@
+import sys
+
+from payplane_observability.generate import main
+
+sys.exit(main())
