@@ -6,7 +6,7 @@ import sys
 from benchmarks.load import conditions
 
 # Each module has run_bench(); listed in the order the platform is built up.
-MODULES = ["payments", "gateway", "ingress", "pipeline", "flow"]
+MODULES = ["payments", "gateway", "ingress", "pipeline", "flow", "tracing", "sustained", "operator"]
 
 
 def main(names: list[str]) -> int:

@@ -48,20 +48,26 @@ class Receiver:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
+def unlimited_merchant(stack: Stack, receiver: Receiver, prefix: str) -> dict[str, str]:
+    """A merchant no limit or quota gets in the way of, whose webhooks ``receiver`` verifies."""
+    creds = create_merchant(
+        stack,
+        name=f"{prefix}-{secrets.token_hex(3)}",
+        webhook_url=receiver.url,
+        requests_per_second=1e4,
+        burst=10**5,
+        payments_per_month=10**9,
+    )["credentials"]
+    receiver.secret = creds["webhook_secret"]
+    return creds
+
+
 def run_bench() -> None:
     stack = Stack.for_bench()
     local.fresh_up(stack)
     receiver = Receiver()
     try:
-        creds = create_merchant(
-            stack,
-            name=f"bench-flow-{secrets.token_hex(3)}",
-            webhook_url=receiver.url,
-            requests_per_second=1e4,
-            burst=10**5,
-            payments_per_month=10**9,
-        )["credentials"]
-        receiver.secret = creds["webhook_secret"]
+        creds = unlimited_merchant(stack, receiver, "bench-flow")
         session = requests.Session()
         auth = HTTPSignatureAuth(
             signature_algorithm=algorithms.HMAC_SHA256,

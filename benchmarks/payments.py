@@ -4,9 +4,14 @@ import asyncio
 import json
 
 from payplane_cli import local
-from payplane_cli.stack import Stack
+from payplane_cli.stack import Stack, internal_key_name
 from payplane_core.ids import new_id
-from payplane_core.internal_auth import SCOPE_PAYMENTS_READ, SCOPE_PAYMENTS_WRITE, signed_headers
+from payplane_core.internal_auth import (
+    SCOPE_PAYMENTS_READ,
+    SCOPE_PAYMENTS_WRITE,
+    load_private_key,
+    signed_headers,
+)
 
 from benchmarks.load import Prepared, run
 
@@ -16,13 +21,15 @@ BODY = json.dumps({"amount": 1999, "currency": "EUR", "metadata": {"bench": "1"}
 
 
 def signed_create(stack: Stack, merchant_id: str) -> Prepared:
-    secret = stack.secrets()["INTERNAL_SIGNING_SECRETS"]
+    key = load_private_key(stack.secrets()[internal_key_name("gateway")])
     request_id = new_id("req")
     headers = signed_headers(
-        secret,
+        key,
         method="POST",
         path="/api/v1/payments",
         caller="gateway",
+        audience="payments",
+        body=BODY,
         request_id=request_id,
         merchant_id=merchant_id,
         key_id="key_bench",

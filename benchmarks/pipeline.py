@@ -19,7 +19,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 # The receiver, worker-process and merchant helpers are the test suite's (tests/support),
 # importable as ``tests.support`` since ``make bench`` runs from the repository root.
-from tests.support.payments import SECRET, client_for
+from tests.support.internal import internal, internal_env
+from tests.support.payments import client_for
 from tests.support.pipeline import (
     WorkerProcess,
     create_merchant,
@@ -103,12 +104,10 @@ async def _latency(urls, env, logs, receiver, merchants_url) -> list[float]:
 
     async with engine_scope(urls["outbox"]) as engine:
         async with engine.begin() as conn:
-            await conn.execute(text("TRUNCATE outbox_events, payment_events, payments"))
+            await conn.execute(text("TRUNCATE outbox_events, payment_events, payments CASCADE"))
     merchant_id, _ = await create_merchant(receiver, merchants_url)
     app = create_app(
-        Settings(
-            DATABASE_URL=urls["outbox"], INTERNAL_SIGNING_SECRETS=[SECRET], LOG_LEVEL="WARNING"
-        )
+        Settings(DATABASE_URL=urls["outbox"], LOG_LEVEL="WARNING", **internal("payments"))
     )
     committed: dict[str, float] = {}
     workers = [
@@ -171,8 +170,9 @@ async def _bench() -> None:
     merchants_app = create_merchants_app(
         MerchantsSettings(
             DATABASE_URL=urls["merchants"],
-            INTERNAL_SIGNING_SECRETS=[SECRET],
+            **internal("merchants"),
             ENCRYPTION_KEYS=["bench-encryption-key"],
+            WEBHOOK_URL_ALLOWLIST=["127.0.0.1/32"],
             REDIS_URL="redis://127.0.0.1:6379/13",
             LOG_LEVEL="WARNING",
         )
@@ -181,7 +181,8 @@ async def _bench() -> None:
         async with serve(merchants_app) as merchants_url, running_receiver() as receiver:
             env = {
                 **names,
-                "INTERNAL_SIGNING_SECRETS": SECRET,
+                **internal_env("notifier"),
+                "WEBHOOK_URL_ALLOWLIST": "127.0.0.1/32",
                 "OUTBOX_DATABASE_URL": urls["outbox"],
                 "DATABASE_URL": urls["notifier"],
                 "MERCHANTS_URL": merchants_url,

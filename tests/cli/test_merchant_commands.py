@@ -4,8 +4,10 @@
 import json
 import socket
 import stat
+from pathlib import Path
 
 import pytest
+import yaml
 from payplane_cli import local
 from payplane_cli import main as cli
 from payplane_cli.merchants import SECRET_KEYS
@@ -103,7 +105,7 @@ def test_credentials_rotate_and_unknown(run, stack):
     code, rotated, _ = run("credentials", "cli-rotate", "--rotate", "--grace-seconds", "0")
     assert code == 0 and rotated["merchant_id"] == first["merchant_id"]
     assert rotated["api_key"] != first["api_key"]
-    assert rotated["webhook_secret"] == first["webhook_secret"]
+    assert rotated["webhook_secret"] != first["webhook_secret"]  # rotated with the keys
     assert run("credentials", "cli-rotate")[1] == rotated
     code, _, err = run("credentials", "cli-nobody")
     assert code == 1 and "no merchant named cli-nobody" in err
@@ -123,3 +125,44 @@ def test_stack_not_running_is_a_clear_error(run, stack):
         assert code == 1 and "not reachable" in err
     finally:
         local.up(stack, ["merchants"])
+
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "k8s" / "examples"
+
+
+def test_apply_the_examples_then_rotate_get_and_delete(run, stack, tmp_path):
+    """``payplane apply -f`` runs the operator's reconciler: the same files kubectl applies."""
+    for name in ("plans.yaml", "merchant.yaml"):
+        (tmp_path / name).write_text((EXAMPLES / name).read_text())
+    code, done, err = run("apply", "-f", str(tmp_path))
+    assert code == 0, err
+    assert done[:3] == ["plan/starter stored", "plan/standard stored", "plan/enterprise stored"]
+    assert done[3].startswith("merchant/acme-shop issued (mer_")
+    code, creds, _ = run("credentials", "acme-shop")
+    assert code == 0 and tuple(creds) == SECRET_KEYS
+    assert run("apply", "-f", str(tmp_path))[0] == 0  # again: the same merchant, same keys
+    assert run("credentials", "acme-shop")[1] == creds
+
+    merchant = yaml.safe_load((EXAMPLES / "merchant.yaml").read_text())
+    merchant["metadata"]["annotations"] = {"payplane.io/rotate-credentials": "1"}
+    (tmp_path / "merchant.yaml").write_text(yaml.safe_dump(merchant))
+    assert run("apply", "-f", str(tmp_path / "merchant.yaml"))[0] == 0
+    rotated = run("credentials", "acme-shop")[1]
+    assert rotated["merchant_id"] == creds["merchant_id"] and rotated["api_key"] != creds["api_key"]
+
+    code, listed, _ = run("get", "merchants")
+    assert [m["name"] for m in listed] == ["acme-shop"]
+    assert listed[0]["plan"] == "standard" and listed[0]["status"]["merchantId"]
+    assert {p["name"] for p in run("get", "plans")[1]} == {"starter", "standard", "enterprise"}
+
+    assert run("delete", "-f", str(tmp_path / "merchant.yaml"))[0] == 0
+    code, _, err = run("credentials", "acme-shop")
+    assert code == 1 and "no merchant named acme-shop" in err
+
+
+def test_apply_with_an_unknown_plan_says_so(run, tmp_path):
+    merchant = yaml.safe_load((EXAMPLES / "merchant.yaml").read_text())
+    merchant["metadata"]["name"], merchant["spec"]["plan"] = "cli-orphan", "no-such-plan"
+    (tmp_path / "m.yaml").write_text(yaml.safe_dump(merchant))
+    code, _, err = run("apply", "-f", str(tmp_path / "m.yaml"))
+    assert code == 1 and "UnknownPlan" in err and "no-such-plan" in err

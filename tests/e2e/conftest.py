@@ -3,6 +3,7 @@
 import pytest
 from payplane_cli import local
 from payplane_cli.stack import Stack
+
 from tests.support.platform import Client, new_merchant, start
 
 

@@ -13,6 +13,7 @@ from payplane_cli import ingress as local_ingress
 from payplane_core.internal_auth import INTERNAL_HEADERS
 from payplane_ingress.files import write_dynamic
 from payplane_ingress.model import Route, Upstream
+
 from tests.support.platform import Client, new_merchant
 
 PROBLEM = "application/problem+json"

@@ -10,8 +10,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 from payplane_cli.providers import SIMULATORS, register_provider, simulator_credentials
-from payplane_core.internal_client import InternalSigner
 from standardwebhooks import Webhook
+
 from tests.support.platform import Client, new_merchant
 
 pytestmark = pytest.mark.e2e
@@ -88,8 +88,7 @@ def sims(stack):
 
 @pytest.fixture
 def internal(stack):
-    secret = stack.secrets()["INTERNAL_SIGNING_SECRETS"].split(",")[0]
-    with httpx.Client(auth=InternalSigner(secret, caller="cli"), timeout=10) as client:
+    with httpx.Client(auth=stack.internal_signer("webhooks"), timeout=10) as client:
         yield client
 
 

@@ -7,7 +7,9 @@ from gateway.core.config import Settings
 from gateway.main import create_app
 from payplane_core.breaker import CircuitBreaker
 from redis.asyncio import Redis
-from tests.support.merchants import REDIS_URL, SECRET, merchants_service
+
+from tests.support.internal import internal
+from tests.support.merchants import REDIS_URL, merchants_service
 
 GATEWAY_BASE = "http://gateway.test"
 ENCRYPTION_KEYS = ["test-gateway-cache-key"]
@@ -37,7 +39,7 @@ def make_gateway(svc, *, in_process_merchants: bool = True, **overrides):
     """A gateway app, lifespan not started (``support.live.serve`` starts it)."""
     settings = Settings(
         **{
-            "INTERNAL_SIGNING_SECRETS": [SECRET],
+            **internal("gateway"),
             "REDIS_URL": REDIS_URL,
             "ENCRYPTION_KEYS": ENCRYPTION_KEYS,
             "MERCHANTS_URL": "http://merchants.test",

@@ -1,11 +1,13 @@
-"""Where failures are observed: the payments service reports its own 5xx into cb:payments,
-and the gateway then fails fast. Here payments really fails (its database does not exist)."""
+"""Where failures are observed: the payments service reports its own infrastructure failures
+into cb:payments, and the gateway then fails fast. Here payments really fails (its database
+does not exist); input one merchant controls never counts."""
 
 import httpx
 from payments.core.config import Settings as PaymentsSettings
 from payments.main import create_app as create_payments
-from tests.support.internal import GatewayAuth
-from tests.support.merchants import REDIS_URL, SECRET
+
+from tests.support.internal import GatewayAuth, internal
+from tests.support.merchants import REDIS_URL
 from tests.support.signing import ask_gateway, signed_request
 
 
@@ -13,7 +15,7 @@ async def test_payment_failures_open_the_breaker_the_gateway_reads(gw, creds, br
     payments = create_payments(
         PaymentsSettings(
             DATABASE_URL="postgresql+asyncpg://payplane:payplane@127.0.0.1:5432/payplane_unit_nowhere",
-            INTERNAL_SIGNING_SECRETS=[SECRET],
+            **internal("payments"),
             REDIS_URL=REDIS_URL,
             BREAKER_FAILURE_THRESHOLD=3,
             BREAKER_OPEN_SECONDS=2,
@@ -21,7 +23,7 @@ async def test_payment_failures_open_the_breaker_the_gateway_reads(gw, creds, br
     )
     async with payments.router.lifespan_context(payments):
         transport = httpx.ASGITransport(app=payments, raise_app_exceptions=False)
-        auth = GatewayAuth(SECRET, merchant_id=creds["merchant_id"])
+        auth = GatewayAuth(audience="payments", merchant_id=creds["merchant_id"])
         async with httpx.AsyncClient(
             transport=transport, base_url="http://payments.test", auth=auth
         ) as client:
@@ -31,8 +33,9 @@ async def test_payment_failures_open_the_breaker_the_gateway_reads(gw, creds, br
                 response = await client.post(
                     "/api/v1/payments", json={"amount": 100, "currency": "EUR"}
                 )
-                assert response.status_code == 500
+                assert response.status_code == 503, response.text
                 assert response.headers["content-type"] == "application/problem+json"
+                assert response.headers["retry-after"]
     state = await breaker.state()
     assert state.open and state.retry_after_seconds <= 2
     post = signed_request(
@@ -46,3 +49,29 @@ async def test_payment_failures_open_the_breaker_the_gateway_reads(gw, creds, br
     response = await ask_gateway(gw, post)
     assert response.status_code == 503 and response.json()["reason"] == "circuit-open"
     assert response.headers["retry-after"] in ("1", "2")
+
+
+async def test_client_caused_errors_and_bugs_never_open_the_breaker(creds, breaker):
+    """NUL bytes, lone surrogates, duplicated fields (4xx) and even a bug's 500 leave the
+    shared circuit closed: only infrastructure failures may stop every merchant."""
+    from payplane_core.breaker import CircuitBreaker, FailureReporter
+    from starlette.applications import Starlette
+    from starlette.routing import Route
+
+    async def buggy(request):
+        raise RuntimeError("a bug one merchant's input can reach")
+
+    await breaker.reset()
+    app = Starlette(routes=[Route("/api/v1/payments", buggy, methods=["POST"])])
+    reporting = FailureReporter(
+        app,
+        breaker=CircuitBreaker(breaker.redis, breaker.name, failure_threshold=2),
+        methods=frozenset({"POST"}),
+        path="/api/v1/payments",
+    )
+    transport = httpx.ASGITransport(app=reporting, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://payments.test") as client:
+        for _ in range(4):
+            assert (await client.post("/api/v1/payments")).status_code == 500
+    assert not (await breaker.state()).open
+    assert await breaker.redis.get(breaker.failures_key) is None

@@ -1,11 +1,13 @@
 """Key lifecycle as the gateway sees it: cache, revocation, rotation with grace, expiry."""
 
 import asyncio
+import json
 
 import httpx
 from payplane_core.apikeys import hash_key, key_cache_key
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
+
 from tests.support.signing import ask_gateway, signed_request
 
 from .conftest import GATEWAY_BASE, gateway_app
@@ -125,3 +127,35 @@ async def test_merchants_down_is_503_not_500(svc, creds, redis):
             response = await ask_gateway(gw, read(creds["read_key"]))
     assert response.status_code == 503 and response.headers["retry-after"] == "1"
     assert response.json()["reason"] == "dependency-unavailable"
+
+
+async def test_a_key_cannot_be_pointed_at_another_merchant_through_redis(gw, svc, creds, redis):
+    """Whoever can write Redis copies another merchant's sealed entry under their own key's
+    hash, or writes a plain forged entry: either is a miss, re-read from merchants."""
+    victim = (await svc.create())["credentials"]
+    assert (await ask_gateway(gw, read(victim["read_key"]))).status_code == 200
+    assert (await ask_gateway(gw, read(creds["read_key"]))).status_code == 200
+    mine = key_cache_key(hash_key(creds["read_key"]))
+    victims = await redis.get(key_cache_key(hash_key(victim["read_key"])))
+    forged = json.dumps(
+        {
+            "key_id": victim["read_key_id"],
+            "key_hash": hash_key(creds["read_key"]),
+            "kind": "read",
+            "scopes": ["payments:read", "payments:write"],
+            "merchant_id": victim["merchant_id"],
+            "merchant_status": "active",
+            "expires_at": None,
+            "revoked": False,
+            "signing_secret": None,
+            "rate_limit": {"requests_per_second": 1e9, "burst": 10**9},
+            "quota": {"payments_per_month": 10**9},
+        }
+    )
+    for tampered in (victims, forged.encode()):
+        await redis.set(mine, tampered, ex=30)
+        response = await ask_gateway(gw, read(creds["read_key"]))
+        assert response.status_code == 200, response.text
+        assert response.headers["x-payplane-merchant-id"] == creds["merchant_id"]
+        assert response.headers["x-payplane-scopes"] == "payments:read"
+        assert await redis.get(mine) not in (victims, forged.encode())  # resealed from merchants

@@ -6,6 +6,7 @@ import time
 import httpx
 import pytest
 from payplane_core.usage import current_period, quota_counter_key
+
 from tests.support.live import serve
 from tests.support.signing import ask_gateway, signed_request
 

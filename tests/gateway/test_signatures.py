@@ -8,8 +8,10 @@ import requests
 from gateway.decision import split_target
 from gateway.denials import Denied
 from http_message_signatures import HTTPMessageSigner, MappingKeyResolver, algorithms
+from payplane_core.internal_auth import parse_caller_keys
 from payplane_core.internal_auth import verify as verify_internal
-from tests.support.merchants import SECRET
+
+from tests.support.internal import CALLER_KEYS
 from tests.support.signing import ask_gateway, new_nonce, signed_request
 
 BODY = {"amount": 1250, "currency": "EUR", "description": "order 42"}
@@ -48,7 +50,13 @@ async def test_valid_signed_post_is_allowed_with_internal_headers(gw, creds):
     assert response.headers["x-request-id"] == "req-valid-1"
     # exactly what the upstream service will verify
     identity = verify_internal(
-        [SECRET], response.headers, method="POST", path="/api/v1/payments", max_age_seconds=30
+        parse_caller_keys(CALLER_KEYS),
+        response.headers,
+        method="POST",
+        path="/api/v1/payments",
+        body=prepared.body,
+        audience="payments",
+        max_age_seconds=30,
     )
     assert identity.merchant_id == creds["merchant_id"] and identity.request_id == "req-valid-1"
 
@@ -60,10 +68,12 @@ async def test_query_strings_are_signed_through(gw, creds):
     response = await ask_gateway(gw, prepared)
     assert response.status_code == 200
     verify_internal(
-        [SECRET],
+        parse_caller_keys(CALLER_KEYS),
         response.headers,
         method="GET",
         path="/api/v1/payments?limit=5&starting_after=pay_x",
+        body=b"",
+        audience="payments",
         max_age_seconds=30,
     )
     assert response.headers["x-payplane-scopes"] == "payments:read"
@@ -241,10 +251,12 @@ async def test_provider_webhook_needs_no_merchant_key(gw):
     assert response.headers["x-payplane-merchant-id"] == ""
     assert response.headers["x-payplane-scopes"] == "webhooks:provider"
     verify_internal(
-        [SECRET],
+        parse_caller_keys(CALLER_KEYS),
         response.headers,
         method="POST",
         path="/api/v1/payments/webhook",
+        body=prepared.body,
+        audience="webhooks",
         max_age_seconds=30,
     )
 

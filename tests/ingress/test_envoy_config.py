@@ -154,3 +154,23 @@ def test_tls_termination_serves_https_with_hsts(tmp_path):
     finally:
         envoy.terminate()
         envoy.wait(timeout=10)
+
+
+def test_each_provider_gets_its_own_callback_bucket(tmp_path):
+    config = ingress(routes=contract_routes({"sim-a": None, "acme": (5, 10)}))
+    for result in validate_all(config, tmp_path / "envoy"):
+        assert result.returncode == 0, result.stderr
+    routes = render.route_configuration(config)["virtual_hosts"][0]["routes"]
+    hook = next(r for r in routes if r["name"] == "provider-webhook-post")
+    limit = hook["typed_per_filter_config"]["envoy.filters.http.local_ratelimit"]
+    buckets = {
+        d["entries"][0]["value"]: (
+            d["token_bucket"]["tokens_per_fill"],
+            d["token_bucket"]["max_tokens"],
+        )
+        for d in limit["descriptors"]
+    }
+    assert buckets == {"acme": (5, 10), "sim-a": (100, 200)}  # the default for sim-a
+    assert limit["token_bucket"]["max_tokens"] == 200  # unnamed senders share the default
+    header = limit["rate_limits"][0]["actions"][0]["request_headers"]
+    assert header["header_name"] == "webhook-provider"

@@ -1,6 +1,7 @@
 import pytest
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import create_async_engine
+
 from tests.support.db import fresh_database
 from tests.support.merchants import REDIS_URL, merchants_service
 

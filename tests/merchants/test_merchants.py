@@ -1,5 +1,6 @@
 """Merchants, credentials, keys: the internal API against real PostgreSQL and Redis."""
 
+import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
 
@@ -10,6 +11,7 @@ from payplane_core.crypto import SecretBox
 from payplane_core.ids import has_prefix
 from sqlalchemy import text
 from standardwebhooks import Webhook
+
 from tests.support.merchants import BASE_URL
 
 
@@ -227,10 +229,46 @@ async def test_rotate_credentials_returns_the_secret_shape(svc, client):
     assert set(new) == set(creds)
     assert new["api_key"] != creds["api_key"] and new["read_key"] != creds["read_key"]
     assert new["signing_secret"] != creds["signing_secret"]
-    assert new["webhook_secret"] == creds["webhook_secret"]
+    assert new["webhook_secret"] != creds["webhook_secret"]  # rotated with the keys
     keys = (await client.get(f"/internal/v1/merchants/{creds['merchant_id']}/keys")).json()
     active = {k["id"] for k in keys if k["active"]}
     assert active == {new["api_key_id"], new["read_key_id"]}  # grace 0: old ones ended
+    target = await client.get(f"/internal/v1/merchants/{creds['merchant_id']}/webhook")
+    assert target.json()["webhook_secret"] == new["webhook_secret"]  # the notifier signs with it
+
+
+async def test_create_with_an_external_ref_makes_exactly_one_merchant(svc, client, db):
+    """The operator retries with the resource's uid: concurrent or repeated creates, one row."""
+    ref = f"uid-{datetime.now(UTC).timestamp()}"
+    body = {"name": f"ref-{int(datetime.now(UTC).timestamp() * 1e6)}", "external_ref": ref}
+    answers = await asyncio.gather(
+        *(client.post("/internal/v1/merchants", json=body) for _ in range(5))
+    )
+    assert sorted(a.status_code for a in answers) == [200, 200, 200, 200, 201]
+    first = next(a.json() for a in answers if a.status_code == 201)
+    assert first["credentials"]["api_key"].startswith("pk_")
+    for again in answers:
+        assert again.json()["merchant"]["id"] == first["merchant"]["id"]
+        assert again.json()["merchant"]["external_ref"] == ref
+        if again.status_code == 200:
+            assert again.json()["credentials"] is None  # secrets are shown once
+    async with db.connect() as conn:
+        count = await conn.scalar(
+            text("SELECT count(*) FROM merchants WHERE external_ref = :r"), {"r": ref}
+        )
+    assert count == 1
+    other = await client.post(
+        "/internal/v1/merchants", json=body | {"external_ref": ref + "-other"}
+    )
+    assert other.status_code == 409  # the name is live under another reference
+
+
+async def test_a_deleted_merchant_frees_its_name(svc, client):
+    name = f"reused-{int(datetime.now(UTC).timestamp() * 1e6)}"
+    first = (await svc.create(name))["merchant"]
+    assert (await client.delete(f"/internal/v1/merchants/{first['id']}")).status_code == 204
+    second = await client.post("/internal/v1/merchants", json={"name": name})
+    assert second.status_code == 201 and second.json()["merchant"]["id"] != first["id"]
 
 
 async def test_update_and_delete(svc, client):

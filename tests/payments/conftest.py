@@ -3,8 +3,10 @@ from payments.core.config import Settings
 from payments.main import create_app
 from payplane_core.ids import new_id
 from sqlalchemy.ext.asyncio import create_async_engine
+
 from tests.support.db import fresh_database
-from tests.support.payments import SECRET, client_for
+from tests.support.internal import internal as internal_settings
+from tests.support.payments import client_for
 
 
 @pytest.fixture(scope="package")
@@ -15,7 +17,12 @@ async def db_url():
 @pytest.fixture(scope="package")
 async def app(db_url):
     app = create_app(
-        Settings(DATABASE_URL=db_url, INTERNAL_SIGNING_SECRETS=[SECRET], DB_POOL_SIZE=25)
+        Settings(
+            DATABASE_URL=db_url,
+            DB_POOL_SIZE=25,
+            RECONCILE_ENABLED=False,  # test_reconcile.py drives it with its own clock
+            **internal_settings("payments"),
+        )
     )
     async with app.router.lifespan_context(app):
         yield app

@@ -4,6 +4,7 @@ import asyncio
 
 import pytest
 from payplane_core.ids import new_id
+
 from tests.support.internal import READ_SCOPES
 from tests.support.payments import client_for, count
 

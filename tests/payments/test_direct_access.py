@@ -4,23 +4,27 @@ import time
 
 import httpx
 import pytest
+from payplane_core.internal_auth import generate_key
+
 from tests.support.internal import GatewayAuth
-from tests.support.payments import SECRET, count
+from tests.support.payments import count
 
 
 def auth(**kwargs):
-    return GatewayAuth(kwargs.pop("secret", SECRET), merchant_id="mer_x", **kwargs)
+    return GatewayAuth(audience=kwargs.pop("audience", "payments"), merchant_id="mer_x", **kwargs)
 
 
 @pytest.mark.parametrize(
     "signer",
     [
         None,  # no signature at all
-        auth(secret="forged-secret"),
+        auth(key=generate_key()),  # the gateway's name, another key
         auth(now=time.time() - 120),  # expired
         auth(caller="webhooks"),  # signed, but not a merchant request from the gateway
+        auth(caller="notifier"),  # a genuine caller this service does not accept
+        auth(audience="merchants"),  # the gateway's, but made for another service
     ],
-    ids=["missing", "forged", "expired", "not-gateway"],
+    ids=["missing", "forged", "expired", "not-gateway", "not-allowed", "other-audience"],
 )
 async def test_requests_without_a_valid_gateway_signature_are_401(app, db, signer):
     async with httpx.AsyncClient(

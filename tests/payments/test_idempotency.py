@@ -4,6 +4,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
+
 from tests.support.payments import count
 
 BODY = {"amount": 5000, "currency": "USD", "description": "idempotent"}
@@ -34,6 +35,7 @@ async def test_same_key_other_body_is_422(client, db, merchant_id):
 
 async def test_keys_are_scoped_per_merchant(app, client, db):
     from payplane_core.ids import new_id
+
     from tests.support.payments import client_for
 
     mine = await post(client, "shared-key")

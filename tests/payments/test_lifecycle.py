@@ -6,6 +6,7 @@ from payments.service import record_event
 from payments.state import TRANSITIONS, IllegalTransition, Status, check_transition
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import async_sessionmaker
+
 from tests.support.payments import count
 
 LEGAL = {(a, b) for a, nxt in TRANSITIONS.items() for b in nxt}

@@ -11,12 +11,13 @@ from providers.main import create_app
 from redis.asyncio import Redis
 from simulator.core.config import Settings as SimulatorSettings
 from simulator.main import create_app as simulator_app
-from tests.support.db import fresh_database
-from tests.support.internal import GatewayAuth
-from tests.support.live import serve
-from tests.support.providers_flow import ENCRYPTION_KEY, SECRET, ingress_stand_in, whsec
 from webhooks.core.config import Settings as WebhooksSettings
 from webhooks.main import create_app as webhooks_app
+
+from tests.support.db import fresh_database
+from tests.support.internal import GatewayAuth, internal
+from tests.support.live import serve
+from tests.support.providers_flow import ENCRYPTION_KEY, ingress_stand_in, whsec
 
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/payplane_test"
 EXCHANGE = "p6test.payments"
@@ -33,7 +34,7 @@ THRESHOLD = 2
 @pytest.fixture(scope="package")
 async def payments_url():
     url = await fresh_database("payments", "payments_providers")
-    app = payments_app(PaymentsSettings(DATABASE_URL=url, INTERNAL_SIGNING_SECRETS=[SECRET]))
+    app = payments_app(PaymentsSettings(DATABASE_URL=url, **internal("payments")))
     async with serve(app) as base:
         yield base
 
@@ -74,7 +75,7 @@ async def platform(payments_url, providers_db, amqp, redis):
     await reset_breakers(redis)
     providers_settings = Settings(
         DATABASE_URL=providers_db,
-        INTERNAL_SIGNING_SECRETS=[SECRET],
+        **internal("providers"),
         ENCRYPTION_KEYS=[ENCRYPTION_KEY],
         REDIS_URL=REDIS_URL,
         AMQP_URL=AMQP_URL,
@@ -90,7 +91,7 @@ async def platform(payments_url, providers_db, amqp, redis):
         webhooks = webhooks_app(
             WebhooksSettings(
                 DATABASE_URL=logs_url,
-                INTERNAL_SIGNING_SECRETS=[SECRET],
+                **internal("webhooks"),
                 PAYMENTS_URL=payments_url,
                 PROVIDERS_URL=providers_url,
             )
@@ -118,7 +119,7 @@ class _simulators:
                     SIM_WEBHOOK_URL=f"{self.ingress_url}/api/v1/payments/webhook",
                     SIM_CALLBACK_DELAY_MS=20,
                     SIM_FAIL_DELAY_MS=200,
-                    SIM_CALLBACK_RETRY_SCHEDULE=["0.2", "0.5", "1", "2"],
+                    SIM_CALLBACK_BACKOFF_BASE_SECONDS=0.2,
                 )
             )
             context = serve(app)
@@ -139,7 +140,8 @@ class Platform:
 @pytest.fixture(scope="package")
 async def registry(platform):
     async with httpx.AsyncClient(
-        base_url=platform.providers_url, auth=GatewayAuth(SECRET, caller="cli", scopes=[])
+        base_url=platform.providers_url,
+        auth=GatewayAuth(audience="providers", caller="cli", scopes=[]),
     ) as client:
         for name, priority in SIMULATORS.items():
             response = await client.put(
@@ -208,7 +210,7 @@ class Payments:
     async def tracking(self, payment_id: str) -> dict:
         return (await self.merchant.get(f"/api/v1/payments/{payment_id}/tracking")).json()
 
-    async def wait_status(self, payment_id: str, *statuses: str, timeout: float = 10) -> dict:
+    async def wait_status(self, payment_id: str, *statuses: str, timeout: float = 10) -> dict:  # noqa: ASYNC109
         async with asyncio.timeout(timeout):
             while True:
                 story = await self.tracking(payment_id)
@@ -220,6 +222,7 @@ class Payments:
 @pytest.fixture
 async def payments(platform, amqp):
     async with httpx.AsyncClient(
-        base_url=platform.payments_url, auth=GatewayAuth(SECRET, merchant_id="mer_providers_test")
+        base_url=platform.payments_url,
+        auth=GatewayAuth(audience="payments", merchant_id="mer_providers_test"),
     ) as c:
         yield Payments(c, amqp)

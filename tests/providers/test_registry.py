@@ -4,8 +4,9 @@ import httpx
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
+
 from tests.support.internal import GatewayAuth
-from tests.support.providers_flow import SECRET, whsec
+from tests.support.providers_flow import whsec
 
 NEW_SECRET = whsec("registry-test")
 BODY = {
@@ -23,7 +24,8 @@ async def as_caller(platform):
 
     def make(caller: str) -> httpx.AsyncClient:
         client = httpx.AsyncClient(
-            base_url=platform.providers_url, auth=GatewayAuth(SECRET, caller=caller, scopes=[])
+            base_url=platform.providers_url,
+            auth=GatewayAuth(audience="providers", caller=caller, scopes=[]),
         )
         clients.append(client)
         return client
@@ -64,10 +66,15 @@ async def test_only_the_webhooks_service_reads_webhook_secrets(as_caller):
     readable = await as_caller("webhooks").get("/internal/v1/providers/webhook-secrets")
     assert readable.status_code == 200
     assert {"name": "reg-two", "webhook_secret": NEW_SECRET} in readable.json()["data"]
+    # callers outside this service's INTERNAL_ALLOWED_CALLERS are refused before any route
     assert (
         await as_caller("notifier").get("/internal/v1/providers/webhook-secrets")
+    ).status_code == 401
+    assert (await as_caller("gateway").get("/internal/v1/providers")).status_code == 401
+    # an accepted caller still needs the route's own permission
+    assert (
+        await as_caller("operator").get("/internal/v1/providers/webhook-secrets")
     ).status_code == 403
-    assert (await as_caller("gateway").get("/internal/v1/providers")).status_code == 403
 
 
 async def test_disabled_provider_is_not_routed_or_verified(as_caller):

@@ -2,6 +2,7 @@ import httpx
 import pytest
 from simulator.core.config import Settings
 from simulator.main import create_app
+
 from tests.support.live import Receiver, serve
 
 API_KEY = "sk_sim_test"
@@ -26,7 +27,7 @@ async def sim(receiver):
         SIM_CALLBACK_DELAY_MS=0,
         SIM_FAIL_DELAY_MS=300,
         SIM_TIMEOUT_HOLD_SECONDS=0.3,
-        SIM_CALLBACK_RETRY_SCHEDULE=["0.05", "0.1", "0.1"],
+        SIM_CALLBACK_BACKOFF_BASE_SECONDS=0.05,
     )
     app = create_app(settings)
     async with app.router.lifespan_context(app):

@@ -4,12 +4,13 @@ from payments.core.config import Settings as PaymentsSettings
 from payments.main import create_app as payments_app
 from providers.core.config import Settings as ProvidersSettings
 from providers.main import create_app as providers_app
-from tests.support.db import fresh_database
-from tests.support.internal import GatewayAuth
-from tests.support.live import serve
-from tests.support.providers_flow import ENCRYPTION_KEY, PROVIDER_SCOPE, SECRET, whsec
 from webhooks.core.config import Settings
 from webhooks.main import create_app
+
+from tests.support.db import fresh_database
+from tests.support.internal import GatewayAuth, internal
+from tests.support.live import serve
+from tests.support.providers_flow import ENCRYPTION_KEY, PROVIDER_SCOPE, whsec
 
 PROVIDER = "sim-w"
 PROVIDER_SECRET = whsec("webhooks-test-provider")
@@ -18,7 +19,7 @@ PROVIDER_SECRET = whsec("webhooks-test-provider")
 @pytest.fixture(scope="package")
 async def payments_url():
     url = await fresh_database("payments", "payments_webhooks")
-    app = payments_app(PaymentsSettings(DATABASE_URL=url, INTERNAL_SIGNING_SECRETS=[SECRET]))
+    app = payments_app(PaymentsSettings(DATABASE_URL=url, **internal("payments")))
     async with serve(app) as base:
         yield base
 
@@ -29,7 +30,7 @@ async def providers_url():
     app = providers_app(
         ProvidersSettings(
             DATABASE_URL=url,
-            INTERNAL_SIGNING_SECRETS=[SECRET],
+            **internal("providers"),
             ENCRYPTION_KEYS=[ENCRYPTION_KEY],
             REDIS_URL="redis://127.0.0.1:6379/2",
             CONSUMER_ENABLED=False,
@@ -37,7 +38,9 @@ async def providers_url():
         )
     )
     async with serve(app) as base:
-        async with httpx.AsyncClient(base_url=base, auth=GatewayAuth(SECRET, caller="cli")) as c:
+        async with httpx.AsyncClient(
+            base_url=base, auth=GatewayAuth(audience="providers", caller="cli")
+        ) as c:
             response = await c.put(
                 f"/internal/v1/providers/{PROVIDER}",
                 json={
@@ -60,7 +63,7 @@ async def app(logs_url, payments_url, providers_url):
     app = create_app(
         Settings(
             DATABASE_URL=logs_url,
-            INTERNAL_SIGNING_SECRETS=[SECRET],
+            **internal("webhooks"),
             PAYMENTS_URL=payments_url,
             PROVIDERS_URL=providers_url,
         )
@@ -75,7 +78,7 @@ async def ingress(app):
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app),
         base_url="http://webhooks.test",
-        auth=GatewayAuth(SECRET, merchant_id="", scopes=[PROVIDER_SCOPE], key_id=""),
+        auth=GatewayAuth(audience="webhooks", scopes=[PROVIDER_SCOPE], key_id=""),
     ) as client:
         yield client
 
@@ -85,7 +88,7 @@ async def operator(app):
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app),
         base_url="http://webhooks.test",
-        auth=GatewayAuth(SECRET, caller="cli", scopes=[], key_id=""),
+        auth=GatewayAuth(audience="webhooks", caller="cli", scopes=[], key_id=""),
     ) as client:
         yield client
 
@@ -95,10 +98,12 @@ async def payments(payments_url):
     """A merchant's view of payments, and the providers service's internal view."""
     async with (
         httpx.AsyncClient(
-            base_url=payments_url, auth=GatewayAuth(SECRET, merchant_id="mer_webhooks_test")
+            base_url=payments_url,
+            auth=GatewayAuth(audience="payments", merchant_id="mer_webhooks_test"),
         ) as merchant,
         httpx.AsyncClient(
-            base_url=payments_url, auth=GatewayAuth(SECRET, caller="providers", scopes=[])
+            base_url=payments_url,
+            auth=GatewayAuth(audience="payments", caller="providers", scopes=[]),
         ) as internal,
     ):
         yield merchant, internal

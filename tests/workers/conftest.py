@@ -5,8 +5,9 @@ from payments.core.config import Settings as PaymentsSettings
 from payments.main import create_app as create_payments_app
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
+
 from tests.support.db import fresh_database
-from tests.support.payments import SECRET
+from tests.support.internal import LOOPBACK_ALLOWLIST, internal
 from tests.support.pipeline import (
     create_merchant,
     delete_topology,
@@ -35,7 +36,7 @@ async def outbox_db(outbox_url):
 async def empty_outbox(outbox_db):
     async with outbox_db.begin() as conn:
         await conn.execute(
-            text("TRUNCATE outbox_events, payment_events, payments, idempotency_keys")
+            text("TRUNCATE outbox_events, payment_events, payments, idempotency_keys CASCADE")
         )
     return outbox_db
 
@@ -45,7 +46,7 @@ async def payments_app(outbox_url):
     app = create_payments_app(
         PaymentsSettings(
             DATABASE_URL=outbox_url,
-            INTERNAL_SIGNING_SECRETS=[SECRET],
+            **internal("payments"),
             DB_POOL_SIZE=10,
             LOG_LEVEL="WARNING",
         )
@@ -96,8 +97,9 @@ async def merchants_url():
     app = create_merchants_app(
         MerchantsSettings(
             DATABASE_URL=url,
-            INTERNAL_SIGNING_SECRETS=[SECRET],
+            **internal("merchants"),
             ENCRYPTION_KEYS=["workers-test-encryption-key"],
+            WEBHOOK_URL_ALLOWLIST=LOOPBACK_ALLOWLIST,
             REDIS_URL=MERCHANTS_REDIS_URL,
             LOG_LEVEL="WARNING",
         )

@@ -10,8 +10,9 @@ import json
 import aio_pika
 import httpx
 from sqlalchemy import text
+
 from tests.support.internal import GatewayAuth
-from tests.support.payments import SECRET, client_for
+from tests.support.payments import client_for
 from tests.support.pipeline import AMQP_URL, insert_outbox_events, take_all, wait_until
 
 
@@ -52,7 +53,7 @@ def api(notifier_app, caller: str = "operator") -> httpx.AsyncClient:
     return httpx.AsyncClient(
         transport=httpx.ASGITransport(app=notifier_app),
         base_url="http://notifier.test",
-        auth=GatewayAuth(SECRET, caller=caller, scopes=()),
+        auth=GatewayAuth(audience="notifier", caller=caller, scopes=()),
     )
 
 
@@ -174,8 +175,8 @@ async def test_redelivery_api_refuses_what_it_must(
         assert bad_state.status_code == 422
         bad_cursor = await client.get("/internal/v1/deliveries", params={"starting_after": "dlv_x"})
         assert bad_cursor.status_code == 404
-    async with api(notifier, caller="gateway") as client:
-        assert (await client.get("/internal/v1/deliveries")).status_code == 403
+    async with api(notifier, caller="gateway") as client:  # not among the notifier's callers
+        assert (await client.get("/internal/v1/deliveries")).status_code == 401
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=notifier), base_url="http://notifier.test"
     ) as anonymous:

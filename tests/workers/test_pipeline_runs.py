@@ -14,6 +14,7 @@ import time
 
 import pytest
 from sqlalchemy import text
+
 from tests.support.pipeline import (
     WorkerProcess,
     create_merchant,

@@ -1,6 +1,9 @@
 """What the ingress routes and how it protects the platform: plain data, no Envoy syntax."""
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+
+from payplane_core import platform
 
 
 @dataclass(frozen=True)
@@ -18,6 +21,22 @@ class Upstream:
 
 
 @dataclass(frozen=True)
+class RateLimit:
+    """A route's own token bucket (``burst`` refilled at ``requests_per_second``), in Envoy.
+
+    With ``per_header`` each listed value of that request header gets its own bucket
+    (``overrides``: value -> (requests_per_second, burst)); every other value shares the
+    default bucket. For provider webhooks: one bucket per ``webhook-provider``, the limits
+    coming from each Provider resource, the default for unknown or unnamed senders.
+    """
+
+    requests_per_second: int
+    burst: int
+    per_header: str | None = None
+    overrides: tuple[tuple[str, int, int], ...] = ()
+
+
+@dataclass(frozen=True)
 class Route:
     """A public route: exact path or a regex, allowed methods, and where it goes.
 
@@ -31,6 +50,7 @@ class Route:
     path: str | None = None
     regex: str | None = None
     authorize: bool = True
+    rate_limit: RateLimit | None = None
 
 
 @dataclass(frozen=True)
@@ -42,10 +62,15 @@ class Tls:
 @dataclass(frozen=True)
 class Ingress:
     listen_host: str = "127.0.0.1"
-    listen_port: int = 8080
+    listen_port: int = platform.port(platform.INGRESS)
     admin_host: str = "127.0.0.1"  # the admin interface is never exposed beyond loopback
-    admin_port: int = 9901
-    gateway: Upstream = Upstream("gateway", "127.0.0.1", 8103, timeout_ms=2_000)
+    admin_port: int = platform.INGRESS_ADMIN_PORT
+    gateway: Upstream = Upstream(
+        platform.AUTHORIZER,
+        platform.LOCAL_HOST,
+        platform.port(platform.AUTHORIZER),
+        timeout_ms=2_000,
+    )
     upstreams: tuple[Upstream, ...] = ()
     routes: tuple[Route, ...] = ()
     tls: Tls | None = None
@@ -55,17 +80,44 @@ class Ingress:
     ip_burst: int = 100
     authz_timeout_ms: int = 2_000
     access_log_path: str = "/dev/stdout"
+    # OTLP/HTTP traces URL (``…/v1/traces``): Envoy starts each request's trace and exports it
+    # there. None: no tracer, no cost.
+    otlp_traces_url: str | None = None
     extra: dict = field(default_factory=dict)
 
 
-def contract_routes() -> tuple[Route, ...]:
-    """The public API of DESIGN.md, exactly; everything else is 404 and wrong methods 405."""
-    pay_id = r"[^/]+"  # the service answers 404 for ids it does not know
-    return (
-        Route("provider-webhook", ("POST",), "webhooks", path="/api/v1/payments/webhook"),
-        Route("payments", ("GET", "POST"), "payments", path="/api/v1/payments"),
-        Route("payment-show", ("GET",), "payments", regex=rf"/api/v1/payments/{pay_id}/show"),
+# Provider callbacks are not merchant traffic: they come from a few addresses at the provider's
+# own pace, so their route has its own limit instead of the per-IP one. Each provider named in
+# ``providers`` (from its Provider resource's ``spec.webhookRateLimit``, else this default) gets
+# its own bucket, keyed by the ``webhook-provider`` header; every other sender shares one
+# default bucket. The webhooks service still checks each signature.
+PROVIDER_WEBHOOK_LIMIT = RateLimit(100, 200, per_header="webhook-provider")
+
+
+def provider_webhook_limit(providers: Mapping[str, tuple[int, int] | None]) -> RateLimit:
+    """``providers``: name -> (requests per second, burst), or None for the default."""
+    default = PROVIDER_WEBHOOK_LIMIT
+    overrides = tuple(
+        (name, *(limits or (default.requests_per_second, default.burst)))
+        for name, limits in sorted(providers.items())
+    )
+    return replace(default, overrides=overrides)
+
+
+def contract_routes(
+    providers: Mapping[str, tuple[int, int] | None] | None = None,
+) -> tuple[Route, ...]:
+    """The public API of DESIGN.md (``payplane_core.platform.PUBLIC_ROUTES``), exactly, with
+    per-provider callback limits for the ``providers`` given."""
+    limits = {"provider-webhook": provider_webhook_limit(providers or {})}
+    return tuple(
         Route(
-            "payment-tracking", ("GET",), "payments", regex=rf"/api/v1/payments/{pay_id}/tracking"
-        ),
+            r.name,
+            r.methods,
+            r.upstream,
+            path=r.path,
+            regex=r.regex,
+            rate_limit=limits.get(r.name),
+        )
+        for r in platform.PUBLIC_ROUTES
     )

@@ -1,6 +1,8 @@
 """Envoy v3 resources from an ``Ingress``: bootstrap, listener, routes and clusters."""
 
+from ipaddress import ip_address
 from typing import Any
+from urllib.parse import urlsplit
 
 from payplane_core.internal_auth import INTERNAL_HEADERS
 
@@ -35,6 +37,14 @@ SECURITY_HEADERS = {
 HSTS = ("strict-transport-security", "max-age=31536000; includeSubDomains")
 
 
+def _is_ip(host: str) -> bool:
+    try:
+        ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 def _duration(ms: int) -> str:
     return f"{ms / 1000:.3f}s"
 
@@ -54,7 +64,8 @@ def cluster(upstream: Upstream) -> dict[str, Any]:
     return {
         "@type": T + "config.cluster.v3.Cluster",
         "name": upstream.name,
-        "type": "STATIC",
+        # A Kubernetes Service name is resolved (and re-resolved) by DNS; a local IP is static.
+        "type": "STATIC" if _is_ip(upstream.host) else "STRICT_DNS",
         "connect_timeout": _duration(upstream.connect_timeout_ms),
         "load_assignment": {
             "cluster_name": upstream.name,
@@ -85,8 +96,13 @@ def cluster(upstream: Upstream) -> dict[str, Any]:
                 }
             ]
         },
+        # Ejection on gateway failures only (502/503/504, connect errors): a 500 may be one
+        # merchant's input hitting a bug, and ejecting the only host would stop everyone.
         "outlier_detection": {
             "consecutive_5xx": upstream.consecutive_5xx,
+            "enforcing_consecutive_5xx": 0,
+            "consecutive_gateway_failure": upstream.consecutive_5xx,
+            "enforcing_consecutive_gateway_failure": 100,
             "interval": "5s",
             "base_ejection_time": "15s",
             "max_ejection_percent": 50,
@@ -102,7 +118,44 @@ def cluster(upstream: Upstream) -> dict[str, Any]:
 
 
 def clusters(ingress: Ingress) -> dict[str, Any]:
-    return {"resources": [cluster(u) for u in (ingress.gateway, *ingress.upstreams)]}
+    resources = [cluster(u) for u in (ingress.gateway, *ingress.upstreams)]
+    if ingress.otlp_traces_url:
+        resources.append(_otlp_cluster(ingress.otlp_traces_url))
+    return {"resources": resources}
+
+
+# -- tracing -----------------------------------------------------------------------------------
+OTLP_CLUSTER = "otlp-traces"
+
+
+def _otlp_cluster(url: str) -> dict[str, Any]:
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    # A collector Service name on Kubernetes becomes a STRICT_DNS cluster (see cluster()).
+    otlp = cluster(Upstream(OTLP_CLUSTER, parts.hostname or "127.0.0.1", port))
+    if parts.scheme == "https":
+        otlp["transport_socket"] = {
+            "name": "envoy.transport_sockets.tls",
+            "typed_config": {"@type": T + "extensions.transport_sockets.tls.v3.UpstreamTlsContext"},
+        }
+    return otlp
+
+
+def _tracing(url: str) -> dict[str, Any]:
+    """Envoy's OpenTelemetry tracer: it starts the trace (or continues a client's W3C
+    ``traceparent``) and propagates it to the gateway (ext_authz) and the upstream."""
+    return {
+        "provider": {
+            "name": "envoy.tracers.opentelemetry",
+            "typed_config": {
+                "@type": T + "config.trace.v3.OpenTelemetryConfig",
+                "service_name": "ingress",
+                "http_service": {
+                    "http_uri": {"uri": url, "cluster": OTLP_CLUSTER, "timeout": "2s"},
+                },
+            },
+        },
+    }
 
 
 # -- routes ------------------------------------------------------------------------------------
@@ -133,7 +186,45 @@ def _upstream_route(route: Route, method: str, upstreams: dict[str, Upstream]) -
     }
     if not route.authorize:
         entry["typed_per_filter_config"] = _no_authz()
+    if route.rate_limit is not None:
+        entry.setdefault("typed_per_filter_config", {}).update(_route_rate_limit(route))
     return entry
+
+
+def _bucket(requests_per_second: int, burst: int) -> dict[str, Any]:
+    return {"max_tokens": burst, "tokens_per_fill": requests_per_second, "fill_interval": "1s"}
+
+
+def _route_rate_limit(route: Route) -> dict[str, Any]:
+    """The route's own local_ratelimit (replacing the per-IP one there): answered as 508 only
+    so the local-reply mapper can turn it into its own 429 problem."""
+    limit = route.rate_limit
+    assert limit is not None
+    enabled = {"default_value": {"numerator": 100, "denominator": "HUNDRED"}}
+    config: dict[str, Any] = {
+        "@type": T + "extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
+        "stat_prefix": f"route_{route.name}",
+        "status": {"code": 508},
+        "token_bucket": _bucket(limit.requests_per_second, limit.burst),
+        "filter_enabled": enabled | {"runtime_key": f"rl_{route.name}_enabled"},
+        "filter_enforced": enabled | {"runtime_key": f"rl_{route.name}_enforced"},
+        "always_consume_default_token_bucket": False,
+        "response_headers_to_add": [
+            {
+                "header": {"key": "retry-after", "value": "1"},
+                "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+            }
+        ],
+    }
+    if limit.per_header and limit.overrides:
+        key = limit.per_header
+        config["descriptors"] = [
+            {"entries": [{"key": key, "value": value}], "token_bucket": _bucket(rps, burst)}
+            for value, rps, burst in limit.overrides
+        ]
+        header = {"header_name": key, "descriptor_key": key, "skip_if_absent": True}
+        config["rate_limits"] = [{"actions": [{"request_headers": header}]}]
+    return {"envoy.filters.http.local_ratelimit": config}
 
 
 def _method_not_allowed(route: Route) -> dict[str, Any]:
@@ -323,7 +414,7 @@ ACCESS_LOG_FORMAT = {
     "duration_ms": "%DURATION%",
     "bytes_in": "%BYTES_RECEIVED%",
     "bytes_out": "%BYTES_SENT%",
-    "trace_id": "%REQ(TRACEPARENT)%",
+    "trace_id": "%TRACE_ID%",
 }
 
 # Envoy's own replies become problem documents. Matched by status where only Envoy answers
@@ -363,7 +454,50 @@ LOCAL_REPLIES = [
         "Service Unavailable",
         "Requests cannot be authorized right now; retry later.",
     ),
+    (
+        {"status": 508},
+        429,
+        "route-rate-limited",
+        "Too Many Requests",
+        "Too many requests on this route; retry later.",
+    ),
+    # A reset or closed upstream connection ("upstream connect error or disconnect/reset"):
+    # the request may or may not have been applied, so 502, and a retry with the same
+    # Idempotency-Key is safe.
+    *[
+        (
+            {"flag": flag},
+            502,
+            "upstream-reset",
+            "Bad Gateway",
+            "A service closed the connection before answering; retry (with the same "
+            "Idempotency-Key for a create).",
+        )
+        for flag in ("UC", "UR", "URX", "LR", "UMSDR", "UPE")
+    ],
+    # Anything else Envoy itself answers with 5xx (the gateway's denials, flag UAEX, kept
+    # their own problem body through the pass-through mapper before this one).
+    (
+        {"status_at_least": 500},
+        502,
+        "upstream-error",
+        "Bad Gateway",
+        "The request could not be completed; retry later.",
+    ),
 ]
+# Envoy's own 4xx replies (malformed requests, header limits, timeouts) keep their status.
+GENERIC_4XX = {
+    "type": "https://payplane.dev/problems/bad-request",
+    "title": "Request refused by the ingress",
+    "status": "%RESPONSE_CODE%",
+    "detail": "%RESPONSE_CODE_DETAILS%",
+    "request_id": "%REQ(X-REQUEST-ID)%",
+}
+
+
+def _status_filter(op: str, status: int) -> dict[str, Any]:
+    value = {"default_value": status, "runtime_key": f"local_reply_{op.lower()}_{status}"}
+    return {"status_code_filter": {"comparison": {"op": op, "value": value}}}
 
 
 def _reply_filter(match: dict[str, Any]) -> dict[str, Any]:
@@ -371,25 +505,45 @@ def _reply_filter(match: dict[str, Any]) -> dict[str, Any]:
     if "flag" in match:
         filters.append({"response_flag_filter": {"flags": [match["flag"]]}})
     if "status" in match:
-        value = {"default_value": match["status"], "runtime_key": f"local_reply_{match['status']}"}
-        filters.append({"status_code_filter": {"comparison": {"op": "EQ", "value": value}}})
+        filters.append(_status_filter("EQ", match["status"]))
+    if "status_at_least" in match:
+        filters.append(_status_filter("GE", match["status_at_least"]))
     return filters[0] if len(filters) == 1 else {"and_filter": {"filters": filters}}
 
 
-def _local_reply_config() -> dict[str, Any]:
-    return {
-        "mappers": [
-            {
-                "filter": _reply_filter(match),
-                "status_code": status,
-                "body_format_override": {
-                    "json_format": _problem(status, slug, title, detail),
-                    "content_type": "application/problem+json",
-                },
-            }
-            for match, status, slug, title, detail in LOCAL_REPLIES
-        ]
+def _mapper(filter_: dict[str, Any], body: dict[str, Any], status: int | None) -> dict[str, Any]:
+    mapper: dict[str, Any] = {
+        "filter": filter_,
+        "body_format_override": {
+            "json_format": body,
+            "content_type": "application/problem+json",
+        },
     }
+    if status is not None:
+        mapper["status_code"] = status
+    if status is not None and status >= 500 or status == 429:
+        mapper["headers_to_add"] = [
+            {
+                "header": {"key": "retry-after", "value": "1"},
+                "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+            }
+        ]
+    return mapper
+
+
+def _local_reply_config() -> dict[str, Any]:
+    mappers = [
+        _mapper(_reply_filter(match), _problem(status, slug, title, detail), status)
+        for match, status, slug, title, detail in LOCAL_REPLIES
+    ]
+    # The gateway's denials (ext_authz, flag UAEX) carry their own problem body: first match
+    # wins, and this mapper changes nothing, so the catch-alls below never touch them.
+    passthrough = {"filter": _reply_filter({"flag": "UAEX"})}
+    uaex_at = next(i for i, (match, *_) in enumerate(LOCAL_REPLIES) if match.get("flag") == "UAEX")
+    mappers.insert(uaex_at + 1, passthrough)
+    # Last: every other reply Envoy makes itself, as a problem with its own status.
+    mappers.append(_mapper(_reply_filter({"status_at_least": 400}), GENERIC_4XX, None))
+    return {"mappers": mappers}
 
 
 def _http_connection_manager(ingress: Ingress) -> dict[str, Any]:
@@ -424,6 +578,7 @@ def _http_connection_manager(ingress: Ingress) -> dict[str, Any]:
             },
         ],
         "local_reply_config": _local_reply_config(),
+        **({"tracing": _tracing(ingress.otlp_traces_url)} if ingress.otlp_traces_url else {}),
         "access_log": [
             {
                 "name": "envoy.access_loggers.file",

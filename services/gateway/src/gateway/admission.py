@@ -5,7 +5,10 @@
 2. the nonce: refused if already used by this key;
 3. the merchant's token bucket (``requests_per_second`` refill, ``burst`` capacity), on the
    Redis server's clock so every gateway replica agrees;
-4. the monthly payment quota, for payment creation only.
+4. the monthly payment quota, for payment creation only: one unit is reserved here, and the
+   payments service gives it back unless the request created a payment (a replay, a refused
+   body or a failure never counts; see payments.quota, which also keeps the durable count in
+   PostgreSQL and heals this counter from it).
 
 Nothing is consumed unless everything passes, and because the script runs atomically no two
 concurrent requests can both take the last token or the last unit of quota.
@@ -14,7 +17,7 @@ concurrent requests can both take the last token or the last unit of quota.
 from dataclasses import dataclass
 from enum import IntEnum
 
-from payplane_core.breaker import open_key
+from payplane_core.breaker import observe, open_key
 from payplane_core.usage import current_period, quota_counter_key, seconds_until_next_period
 from redis.asyncio import Redis
 
@@ -68,6 +71,7 @@ class Admission:
 class Admitter:
     def __init__(self, redis: Redis, *, breaker_name: str, nonce_ttl_seconds: int) -> None:
         self._script = redis.register_script(_ADMIT)
+        self.breaker_name = breaker_name
         self.breaker_key = open_key(breaker_name)
         self.nonce_ttl_ms = nonce_ttl_seconds * 1000
 
@@ -101,4 +105,6 @@ class Admitter:
             seconds_until_next_period(),
         ]
         verdict, retry_ms = await self._script(keys=keys, args=args)
+        if payment_creation:  # the script checked the breaker first
+            observe(self.breaker_name, int(verdict) == Verdict.CIRCUIT_OPEN)
         return Admission(Verdict(int(verdict)), int(retry_ms) / 1000)

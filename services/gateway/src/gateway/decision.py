@@ -12,6 +12,8 @@ service and one SET.
 from dataclasses import dataclass
 
 import httpx
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from payplane_core import platform
 from payplane_core.crypto import SecretBox
 from payplane_core.internal_auth import (
     SCOPE_PAYMENTS_READ,
@@ -27,9 +29,12 @@ from gateway.admission import Admitter, Verdict
 from gateway.core.config import Settings
 from gateway.denials import Denied, unavailable
 
-PAYMENTS_PATH = "/api/v1/payments"
-PROVIDER_WEBHOOK_PATH = "/api/v1/payments/webhook"
+PAYMENTS_PATH = platform.PAYMENTS_PATH
+PROVIDER_WEBHOOK_PATH = platform.PROVIDER_WEBHOOK_PATH
 SCOPE_PROVIDER_WEBHOOK = "webhooks:provider"
+# The service each public route reaches: the audience its internal signature is made for.
+PAYMENTS_SERVICE = "payments"
+WEBHOOKS_SERVICE = "webhooks"
 READ_METHODS = frozenset({"GET", "HEAD"})
 _SUSPICIOUS = ("//", "/./", "/../", "%2f", "%2e", "%5c", "\\")
 
@@ -51,6 +56,7 @@ class Gate:
     merchants: httpx.AsyncClient
     box: SecretBox
     admitter: Admitter
+    signing_key: Ed25519PrivateKey
 
 
 def split_target(target: str) -> str:
@@ -67,16 +73,20 @@ def _allow(
     *,
     method: str,
     target: str,
+    audience: str,
+    body: bytes,
     request_id: str,
     merchant_id: str,
     key_id: str,
     scopes: tuple[str, ...],
 ) -> Allowed:
     headers = signed_headers(
-        gate.settings.INTERNAL_SIGNING_SECRETS[0],
+        gate.signing_key,
         method=method,
         path=target,
-        caller="gateway",
+        caller=gate.settings.SERVICE_NAME,
+        audience=audience,
+        body=body,
         request_id=request_id,
         merchant_id=merchant_id,
         key_id=key_id,
@@ -105,6 +115,8 @@ async def authorize(
             gate,
             method=method,
             target=target,
+            audience=WEBHOOKS_SERVICE,
+            body=body,
             request_id=request_id,
             merchant_id="",
             key_id="",
@@ -167,6 +179,8 @@ async def authorize(
         gate,
         method=method,
         target=target,
+        audience=PAYMENTS_SERVICE,
+        body=body,
         request_id=request_id,
         merchant_id=record.merchant_id,
         key_id=record.key_id,

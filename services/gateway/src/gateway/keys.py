@@ -1,11 +1,14 @@
 """Bearer key resolution: Redis cache first, the merchants service on a miss.
 
 The cache entry is keyed by the key's SHA-256 hash (the key itself is never stored or sent
-anywhere) and holds the signing secret encrypted with AES-GCM, so Redis never sees it in clear.
-The merchants service deletes the entry when the key is revoked or rotated.
+anywhere) and the whole entry is sealed with AES-GCM, the hash as associated data: Redis never
+sees the signing secret, and whoever can write Redis still cannot point a key at another
+merchant, widen its scopes or limits (a forged or moved entry is a miss). The merchants service
+deletes the entry when the key is revoked or rotated.
 """
 
 import json
+import logging
 import time
 from dataclasses import dataclass
 
@@ -16,6 +19,9 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from gateway.denials import Denied, unavailable
+from gateway.metrics import CACHE_REJECTED
+
+log = logging.getLogger(__name__)
 
 MAX_KEY_LENGTH = 200
 
@@ -60,24 +66,31 @@ def bearer_key(authorization: str | None) -> str:
     return key
 
 
-def _cache_context(key_id: str) -> str:
-    return f"gateway-cache:{key_id}:signing_secret"
+def _cache_context(key_hash: str) -> str:
+    # Bound to the key's hash: an entry sealed for one key does not open under another.
+    return f"gateway-key-cache-v2:{key_hash}"
 
 
-def _to_cache(resolved: dict, box: SecretBox) -> str:
-    entry = dict(resolved)
-    secret = entry.pop("signing_secret", None)
-    entry["signing_secret_enc"] = (
-        box.encrypt(secret, context=_cache_context(entry["key_id"])) if secret else None
-    )
-    return json.dumps(entry, separators=(",", ":"))
+def _seal(entry: dict, box: SecretBox, key_hash: str) -> bytes:
+    """The whole entry (merchant, scopes, limits, signing secret) under AES-GCM."""
+    plain = json.dumps(entry, separators=(",", ":"))
+    return box.encrypt(plain, context=_cache_context(key_hash)).encode()
 
 
-def _from_cache(raw: bytes, box: SecretBox) -> KeyRecord | None:
-    entry = json.loads(raw)
+def _open(raw: bytes, box: SecretBox, key_hash: str) -> dict | None:
+    """The entry, or None when it does not authenticate (written by someone else, or sealed
+    with a key since rotated away): then it is a miss, never trusted."""
+    try:
+        return json.loads(box.decrypt(raw.decode("ascii"), context=_cache_context(key_hash)))
+    except (SecretBoxError, UnicodeDecodeError, ValueError):
+        CACHE_REJECTED.inc()
+        log.warning("key cache entry does not authenticate; treated as a miss")
+        return None
+
+
+def _record(entry: dict) -> KeyRecord | None:
     if entry.get("unknown"):
         return None
-    enc = entry.get("signing_secret_enc")
     return KeyRecord(
         key_id=entry["key_id"],
         key_hash=entry["key_hash"],
@@ -87,7 +100,7 @@ def _from_cache(raw: bytes, box: SecretBox) -> KeyRecord | None:
         merchant_status=entry["merchant_status"],
         expires_at=entry["expires_at"],
         revoked=entry["revoked"],
-        signing_secret=box.decrypt(enc, context=_cache_context(entry["key_id"])) if enc else None,
+        signing_secret=entry.get("signing_secret"),
         requests_per_second=entry["rate_limit"]["requests_per_second"],
         burst=entry["rate_limit"]["burst"],
         payments_per_month=entry["quota"]["payments_per_month"],
@@ -120,17 +133,17 @@ async def resolve(
     cache_key = key_cache_key(key_hash)
     try:
         raw = await redis.get(cache_key)
-        if raw is None:
+        entry = _open(raw, box, key_hash) if raw is not None else None
+        if entry is None:
             resolved = await _fetch(merchants, key_hash)
-            raw = _to_cache(resolved, box).encode() if resolved is not None else b'{"unknown":true}'
-            await redis.set(
-                cache_key, raw, ex=ttl_seconds if resolved is not None else unknown_ttl_seconds
-            )
-        record = _from_cache(raw, box)
+            entry = resolved if resolved is not None else {"unknown": True}
+            ttl = ttl_seconds if resolved is not None else unknown_ttl_seconds
+            await redis.set(cache_key, _seal(entry, box, key_hash), ex=ttl)
+        record = _record(entry)
     except RedisError:
         raise unavailable("Redis") from None
-    except (SecretBoxError, KeyError, ValueError):
-        # A cache entry we cannot read (e.g. encryption keys rotated): forget it, ask again.
+    except (KeyError, TypeError):
+        # An answer of a shape we do not know: forget it, ask again next time.
         await redis.delete(cache_key)
         raise unavailable("The key cache") from None
     if record is None or not hashes_match(record.key_hash, key):

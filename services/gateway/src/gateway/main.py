@@ -7,7 +7,7 @@ import httpx
 from fastapi import FastAPI
 from payplane_core.app import create_service_app
 from payplane_core.crypto import SecretBox
-from payplane_core.internal_client import InternalSigner
+from payplane_core.internal_auth import load_private_key
 from redis.asyncio import Redis
 
 from gateway.admission import Admitter
@@ -31,7 +31,7 @@ def create_app(
         )
         merchants = httpx.AsyncClient(
             base_url=settings.MERCHANTS_URL,
-            auth=InternalSigner(settings.INTERNAL_SIGNING_SECRETS[0], caller="gateway"),
+            auth=settings.internal_signer("merchants"),
             timeout=settings.MERCHANTS_TIMEOUT_SECONDS,
             transport=merchants_transport,
         )
@@ -40,6 +40,7 @@ def create_app(
             redis=redis,
             merchants=merchants,
             box=SecretBox(settings.ENCRYPTION_KEYS),
+            signing_key=load_private_key(settings.INTERNAL_SIGNING_KEY),
             # A nonce must be remembered as long as its signature could still be accepted.
             admitter=Admitter(
                 redis,

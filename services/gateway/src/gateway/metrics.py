@@ -11,3 +11,7 @@ DECISION_SECONDS = Histogram(
     ["decision"],
     buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
 )
+CACHE_REJECTED = Counter(
+    "payplane_gateway_key_cache_rejected_total",
+    "Key cache entries that did not authenticate (tampered, or sealed with a retired key)",
+)

@@ -14,6 +14,7 @@ from typing import Any
 
 from payplane_core.db import autocommit
 from payplane_core.problems import Problem
+from payplane_core.retention import Retention
 from sqlalchemy import delete, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -133,7 +134,5 @@ async def release(engine: AsyncEngine, *, merchant_id: str, key: str) -> None:
         )
 
 
-async def purge_expired(engine: AsyncEngine) -> int:
-    async with autocommit(engine) as conn:
-        result = await conn.execute(delete(IdempotencyKey).where(IdempotencyKey.expires_at < now()))
-    return result.rowcount
+# Expired keys are deleted by the service's retention job (payplane_core.retention).
+EXPIRED_KEYS = Retention("idempotency_keys", "expires_at", keep=timedelta(0))

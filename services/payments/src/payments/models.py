@@ -35,6 +35,11 @@ class Payment(Base):
         Index(
             "ix_payments_merchant_created", "merchant_id", text("created_at DESC"), text("id DESC")
         ),
+        Index(
+            "ix_payments_unfinished",
+            "updated_at",
+            postgresql_where=text("status IN ('pending', 'processing')"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -75,6 +80,8 @@ class OutboxEvent(Base):
             "next_retry_at",
             postgresql_where=text("state = 'pending'"),
         ),
+        # Retention: published rows are deleted oldest first.
+        Index("ix_outbox_published", "published_at", postgresql_where=text("state = 'published'")),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -112,3 +119,32 @@ class IdempotencyKey(Base):
     created_at: Mapped[datetime]
     locked_until: Mapped[datetime]
     expires_at: Mapped[datetime]
+
+
+class ReconciliationCheck(Base):
+    """The reconciler's state for one unfinished payment: when to look again (also its lease
+    while a reconciler works on it), and since when its provider has been unreachable."""
+
+    __tablename__ = "reconciliation_checks"
+
+    payment_id: Mapped[str] = mapped_column(
+        ForeignKey("payments.id", ondelete="CASCADE"), primary_key=True
+    )
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    next_check_at: Mapped[datetime]
+    unreachable_since: Mapped[datetime | None]
+    last_result: Mapped[str | None] = mapped_column(String(64))
+
+
+class MonthlyUsage(Base):
+    """Payments created per merchant and calendar month (UTC): the durable quota count.
+
+    Incremented by the statement that inserts a payment (never for a replay or a refusal), so
+    it always equals the payments that exist; Redis holds the gateway's fast copy.
+    """
+
+    __tablename__ = "monthly_usage"
+
+    merchant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    period: Mapped[str] = mapped_column(String(7), primary_key=True)  # e.g. 2026-11
+    payments: Mapped[int] = mapped_column(BigInteger)

@@ -3,6 +3,7 @@
 from datetime import datetime
 from typing import Annotated, Any
 
+from payplane_core.text import CleanStr
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from payments.currencies import ISO_4217
@@ -10,17 +11,20 @@ from payments.state import Status
 
 MAX_AMOUNT = 999_999_999_999  # minor units; far above any single card payment
 MAX_METADATA_KEYS = 20
+# A payment id in a path or cursor: clean text, bounded (an unknown id is then a plain 404).
+PaymentId = Annotated[CleanStr, StringConstraints(max_length=64)]
 
-MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=40)]
-MetadataValue = Annotated[str, StringConstraints(max_length=500)]
+# CleanStr: NUL and lone surrogates are refused here (422), never discovered by PostgreSQL.
+MetadataKey = Annotated[CleanStr, StringConstraints(min_length=1, max_length=40)]
+MetadataValue = Annotated[CleanStr, StringConstraints(max_length=500)]
 
 
 class PaymentCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     amount: int = Field(gt=0, le=MAX_AMOUNT, description="Positive integer in minor units.")
-    currency: str = Field(description="ISO 4217 code, upper case.")
-    description: str | None = Field(default=None, max_length=1000)
+    currency: CleanStr = Field(description="ISO 4217 code, upper case.")
+    description: CleanStr | None = Field(default=None, max_length=1000)
     metadata: dict[MetadataKey, MetadataValue] = Field(
         default_factory=dict, max_length=MAX_METADATA_KEYS
     )
@@ -73,8 +77,8 @@ class EventIn(BaseModel):
 
     type: str = Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_.]*$")
     status: Status | None = None
-    source: str = Field(min_length=1, max_length=64)
-    provider: str | None = Field(default=None, max_length=64)
+    source: CleanStr = Field(min_length=1, max_length=64)
+    provider: CleanStr | None = Field(default=None, max_length=64)
     detail: dict[str, Any] = Field(default_factory=dict)
 
 

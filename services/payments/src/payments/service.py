@@ -7,6 +7,7 @@ from typing import Any
 
 from payplane_core.ids import new_id
 from payplane_core.pagination import newest_first
+from payplane_core.usage import current_period
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -76,8 +77,13 @@ WITH payment AS (
     SELECT :event_id, id, :merchant_id, :event_type, :event_type, CAST(:payload AS jsonb),
            CAST(:headers AS jsonb), 'pending', 0, :at, :at
     FROM payment
+), usage AS (
+    INSERT INTO monthly_usage (merchant_id, period, payments)
+    SELECT :merchant_id, :period, 1 FROM payment
+    ON CONFLICT (merchant_id, period) DO UPDATE SET payments = monthly_usage.payments + 1
+    RETURNING payments
 )%s
-SELECT id FROM payment
+SELECT (SELECT payments FROM usage) AS used
 """
 _COMPLETE_KEY = """, idempotency AS (
     UPDATE idempotency_keys SET state = 'completed', response_status = 201,
@@ -94,8 +100,9 @@ async def insert_payment(
     source: str,
     headers: dict[str, str],
     idempotency_key: str | None = None,
-) -> None:
-    """Write a new payment with its timeline row, outbox event and stored response (if keyed)."""
+) -> int:
+    """Write a new payment with its timeline row, outbox event, stored response (if keyed) and
+    its count in the month's usage; returns the merchant's payments this month."""
     event = outbox.event_for(payment, at=payment.created_at, headers=headers)
     params = {
         "id": payment.id,
@@ -111,11 +118,12 @@ async def insert_payment(
         "event_type": event.event_type,
         "payload": json.dumps(event.payload),
         "headers": json.dumps(event.headers),
+        "period": current_period(payment.created_at),
     }
     statement = _CREATE % (_COMPLETE_KEY if idempotency_key is not None else "")
     if idempotency_key is not None:
         params |= {"key": idempotency_key, "response": response}
-    await conn.execute(text(statement), params)
+    return int(await conn.scalar(text(statement), params))
 
 
 async def get_payment(

@@ -12,6 +12,7 @@ from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
+from payplane_core import telemetry
 from payplane_core.context import accept_or_new_request_id, request_id_var
 
 from providers.core.config import Settings
@@ -19,6 +20,7 @@ from providers.flow import FlowDeps, RetryLater, route_payment
 from providers.platform import Unavailable
 
 log = logging.getLogger(__name__)
+_tracer = telemetry.tracer(__name__)
 
 
 class BadMessage(ValueError):
@@ -43,6 +45,14 @@ def parse_payment(body: bytes) -> dict[str, Any]:
     return payment
 
 
+def _trace_headers(headers: dict[str, Any]) -> dict[str, str]:
+    return {
+        name: value.decode() if isinstance(value, bytes) else str(value)
+        for name in ("traceparent", "tracestate")
+        if (value := headers.get(name))
+    }
+
+
 async def handle(deps: FlowDeps, message: AbstractIncomingMessage, *, retry_delay: float) -> None:
     headers = message.headers or {}
     token = request_id_var.set(accept_or_new_request_id(str(headers.get("x-request-id") or "")))
@@ -60,7 +70,10 @@ async def handle(deps: FlowDeps, message: AbstractIncomingMessage, *, retry_dela
             await message.ack()
             return
         try:
-            await route_payment(deps, payment=payment)
+            # Under the consumer's span (aio-pika instrumentation), or the message's own trace.
+            parent = telemetry.parent_context(_trace_headers(headers))
+            with _tracer.start_as_current_span("route payment", context=parent):
+                await route_payment(deps, payment=payment)
         except (RetryLater, Unavailable) as exc:
             log.warning(
                 "payment routing postponed", extra={"payment_id": payment["id"], "reason": str(exc)}

@@ -5,7 +5,9 @@ run again for the same payment (redelivery): the routing decision is written onc
 remembered, and every provider call carries the payment id as its idempotency key.
 """
 
+import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -16,8 +18,10 @@ import httpx
 from payplane_core.breaker import CircuitBreaker
 from payplane_core.crypto import SecretBox
 from payplane_core.db import autocommit
-from prometheus_client import Counter
+from payplane_core.telemetry import exemplar
+from prometheus_client import Counter, Histogram
 from redis.asyncio import Redis
+from redis.exceptions import LockError
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
@@ -34,6 +38,12 @@ ATTEMPTS = Counter(
     ["provider", "result"],
 )
 ROUTED = Counter("payplane_payments_routed_total", "Routing decisions", ["outcome"])
+ATTEMPT_SECONDS = Histogram(
+    "payplane_provider_attempt_duration_seconds",
+    "Charge attempt latency by provider and result",
+    ["provider", "result"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
 
 
 class RetryLater(Exception):
@@ -65,25 +75,30 @@ def breaker_for(deps: FlowDeps, provider: Provider) -> CircuitBreaker:
     )
 
 
+# Longer than any routing can take (each provider's time-out, a cancel, the reports); a lock
+# whose worker died frees itself after this.
+ROUTING_LOCK_SECONDS = 300.0
+
+
 @asynccontextmanager
-async def payment_lock(engine: AsyncEngine, payment_id: str) -> AsyncIterator[None]:
-    """One worker per payment across replicas (a PostgreSQL advisory lock held while routing)."""
-    async with engine.connect() as conn:
-        got = await conn.scalar(
-            text("SELECT pg_try_advisory_lock(hashtext(:p))"), {"p": payment_id}
-        )
-        if not got:
-            raise RetryLater("another worker is routing this payment")
-        try:
-            yield
-        finally:
-            await conn.execute(text("SELECT pg_advisory_unlock(hashtext(:p))"), {"p": payment_id})
-            await conn.commit()
+async def payment_lock(redis: Redis, payment_id: str) -> AsyncIterator[None]:
+    """One worker per payment across replicas: a Redis lock (redis-py's, token-checked release).
+
+    Not a PostgreSQL advisory lock: that would hold a pooled connection through every provider
+    call, doubling the connections each payment in flight needs."""
+    lock = redis.lock(f"lock:route:{payment_id}", timeout=ROUTING_LOCK_SECONDS, blocking=False)
+    if not await lock.acquire():
+        raise RetryLater("another worker is routing this payment")
+    try:
+        yield
+    finally:
+        with contextlib.suppress(LockError):  # expired meanwhile: nothing left to release
+            await lock.release()
 
 
 async def route_payment(deps: FlowDeps, *, payment: dict[str, Any]) -> Routing:
     payment_id = payment["id"]
-    async with payment_lock(deps.engine, payment_id):
+    async with payment_lock(deps.redis, payment_id):
         async with autocommit(deps.engine) as conn:
             row = (await conn.execute(_ROUTING, {"payment_id": payment_id})).first()
         decided = Routing(**row._mapping) if row is not None else None
@@ -157,6 +172,7 @@ async def _attempt(
     payment_id = payment["id"]
     secrets = registry.secrets_of(provider, box=deps.box)
     attempt_id = await _start_attempt(deps, payment_id, provider.name, number)
+    started = time.perf_counter()
     outcome = await provider_client.charge(
         deps.http,
         endpoint=provider.endpoint,
@@ -165,6 +181,9 @@ async def _attempt(
         timeout_seconds=provider.timeout_ms / 1000,
     )
     ATTEMPTS.labels(provider.name, outcome.result.value).inc()
+    ATTEMPT_SECONDS.labels(provider.name, outcome.result.value).observe(
+        time.perf_counter() - started, exemplar=exemplar()
+    )
     if outcome.counts_against_provider:
         if await breaker.record_failure():
             log.warning("provider circuit opened", extra={"provider": provider.name})

@@ -14,20 +14,19 @@ from fastapi import FastAPI
 from payplane_core.app import create_service_app
 from payplane_core.crypto import SecretBox
 from payplane_core.db import create_engine, ping, session_factory
-from payplane_core.internal_client import InternalSigner
 from redis.asyncio import Redis
 
 from providers import consumer, health
-from providers.api.routes import providers
+from providers.api.routes import providers, reconciliation
 from providers.core.config import Settings
 from providers.flow import FlowDeps
 from providers.platform import MerchantsClient, PaymentsClient
 
 
-def _internal_client(settings: Settings, base_url: str) -> httpx.AsyncClient:
+def _internal_client(settings: Settings, base_url: str, audience: str) -> httpx.AsyncClient:
     return httpx.AsyncClient(
         base_url=base_url,
-        auth=InternalSigner(settings.INTERNAL_SIGNING_SECRETS[0], caller="providers"),
+        auth=settings.internal_signer(audience),
         timeout=settings.INTERNAL_CALL_TIMEOUT_SECONDS,
     )
 
@@ -37,13 +36,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(settings.DATABASE_URL, pool_size=settings.DB_POOL_SIZE)
+        engine = create_engine(settings.DATABASE_URL, **settings.db_pool())
         sessions = session_factory(engine)
         redis = Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
         to_providers = httpx.AsyncClient(limits=httpx.Limits(max_connections=200))
-        payments_http = _internal_client(settings, settings.PAYMENTS_URL)
+        payments_http = _internal_client(settings, settings.PAYMENTS_URL, "payments")
         merchants_http = (
-            _internal_client(settings, settings.MERCHANTS_URL) if settings.MERCHANTS_URL else None
+            _internal_client(settings, settings.MERCHANTS_URL, "merchants")
+            if settings.MERCHANTS_URL
+            else None
         )
         flow = FlowDeps(
             engine=engine,
@@ -107,7 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     return create_service_app(
         settings=settings,
-        routers=[providers.router],
+        routers=[providers.router, reconciliation.router],
         lifespan=lifespan,
         readiness=[("database", database), ("redis", redis_ok), ("consumer", consumer_ok)],
     )

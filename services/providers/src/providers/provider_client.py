@@ -118,3 +118,32 @@ def _json(response: httpx.Response) -> dict[str, Any]:
     except ValueError:
         return {}
     return body if isinstance(body, dict) else {}
+
+
+class ChargeStatusUnavailable(Exception):
+    """The provider could not tell us (unreachable, time-out, 5xx): ask again later."""
+
+
+async def charge_status(
+    http: httpx.AsyncClient,
+    *,
+    endpoint: str,
+    api_key: str,
+    payment_id: str,
+    timeout_seconds: float,
+) -> dict[str, Any] | None:
+    """The provider's own record of this payment's charge (``GET /v1/charges/{payment_id}``,
+    the status API real providers offer for reconciliation); None when it has none."""
+    try:
+        response = await http.get(
+            f"{endpoint}/v1/charges/{payment_id}",
+            headers={"Authorization": f"Bearer {api_key}"},
+            timeout=timeout_seconds,
+        )
+    except httpx.TransportError as exc:
+        raise ChargeStatusUnavailable(type(exc).__name__) from None
+    if response.status_code == 404:
+        return None
+    if not response.is_success:
+        raise ChargeStatusUnavailable(f"answered {response.status_code}")
+    return _json(response)

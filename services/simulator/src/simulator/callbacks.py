@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import httpx
 from standardwebhooks import Webhook
 
+from simulator import retry
 from simulator.core.config import Settings
 from simulator.ledger import Charge, ChargeStatus, Delivery, Ledger
 from simulator.rules import FAILURE_REASONS, Outcome
@@ -54,30 +55,18 @@ def signed_request(
 async def deliver(
     *, settings: Settings, ledger: Ledger, http: httpx.AsyncClient, charge: Charge
 ) -> bool:
-    """Send the charge's outcome until the platform answers 2xx or the schedule runs out."""
+    """Send the charge's outcome until the platform answers 2xx or the retry period ends
+    (simulator.retry). Switched off callbacks (``PUT /v1/control``) stop it: the outcome then
+    only shows in the charge-status API, as when a real provider's callbacks get lost."""
     event = outcome_event(charge)
     msg_id = webhook_id(charge)
     body = json.dumps(event, separators=(",", ":"))
-    delays = [0.0, *settings.retry_schedule]
-    for attempt, delay in enumerate(delays, start=1):
-        await asyncio.sleep(delay)
-        headers = signed_request(
-            secret=settings.SIM_WEBHOOK_SECRET,
-            provider=settings.provider_name,
-            msg_id=msg_id,
-            body=body,
-        )
-        status, error = None, None
-        try:
-            response = await http.post(
-                settings.SIM_WEBHOOK_URL,
-                content=body,
-                headers=headers,
-                timeout=settings.SIM_CALLBACK_TIMEOUT_SECONDS,
-            )
-            status = response.status_code
-        except httpx.HTTPError as exc:
-            error = type(exc).__name__
+    loop = asyncio.get_running_loop()
+    give_up_at = loop.time() + settings.SIM_CALLBACK_GIVE_UP_SECONDS
+    attempt = 0
+    while ledger.control.callbacks_enabled:
+        attempt += 1
+        status, error, retry_after = await _send(settings, http, msg_id, body)
         ledger.deliveries.append(
             Delivery(
                 msg_id,
@@ -91,11 +80,53 @@ async def deliver(
         )
         if status is not None and 200 <= status < 300:
             return True
+        delay = retry.backoff_delay(
+            attempt,
+            base=settings.SIM_CALLBACK_BACKOFF_BASE_SECONDS,
+            cap=settings.SIM_CALLBACK_BACKOFF_MAX_SECONDS,
+            retry_after=retry_after,
+        )
         log.warning(
             "callback not accepted",
-            extra={"webhook_id": msg_id, "attempt": attempt, "status": status, "error": error},
+            extra={
+                "webhook_id": msg_id,
+                "attempt": attempt,
+                "status": status,
+                "error": error,
+                "retry_in_seconds": round(delay, 2),
+            },
         )
+        if loop.time() + delay > give_up_at:
+            log.error("callback abandoned", extra={"webhook_id": msg_id, "attempts": attempt})
+            return False
+        await asyncio.sleep(delay)
     return False
+
+
+async def _send(
+    settings: Settings, http: httpx.AsyncClient, msg_id: str, body: str
+) -> tuple[int | None, str | None, float | None]:
+    """One signed attempt: (status, error, Retry-After seconds)."""
+    headers = signed_request(
+        secret=settings.SIM_WEBHOOK_SECRET,
+        provider=settings.provider_name,
+        msg_id=msg_id,
+        body=body,
+    )
+    try:
+        response = await http.post(
+            settings.SIM_WEBHOOK_URL,
+            content=body,
+            headers=headers,
+            timeout=settings.SIM_CALLBACK_TIMEOUT_SECONDS,
+        )
+    except httpx.HTTPError as exc:
+        return None, type(exc).__name__, None
+    return (
+        response.status_code,
+        None,
+        retry.retry_after_seconds(response.headers.get("retry-after")),
+    )
 
 
 async def settle_and_notify(

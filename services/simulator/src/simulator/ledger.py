@@ -53,6 +53,8 @@ class Control:
 
     latency_ms: int = 0
     error_rate: float = 0.0
+    # Off: outcomes are decided but never called back (the platform must sync their status).
+    callbacks_enabled: bool = True
 
 
 @dataclass

@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 from payplane_core.ids import new_id
+from payplane_core.text import storable
 from prometheus_client import Counter
 from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert
@@ -36,6 +37,7 @@ REDACTED = frozenset(
 # A provider event type → the payment status it reports (others are timeline steps only).
 STATUS_OF = {"charge.succeeded": "succeeded", "charge.failed": "failed"}
 FINISHED = frozenset({"done", "conflict", "unknown_payment"})
+MAX_STORED_BODY = 64 * 1024  # the ingress refuses larger bodies anyway
 
 
 @dataclass(frozen=True)
@@ -47,9 +49,20 @@ class Answer:
 
 
 def safe_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    return {
-        k.lower(): ("[redacted]" if k.lower() in REDACTED else v[:1000]) for k, v in headers.items()
-    }
+    """What is kept of the headers: credentials redacted, every value cut and storable (a
+    repeated header is kept joined, as it was refused for)."""
+    getlist = getattr(headers, "getlist", None)
+    kept: dict[str, str] = {}
+    for name in dict.fromkeys(k.lower() for k in headers.keys()):
+        values = getlist(name) if getlist is not None else [headers[name]]
+        value = "[redacted]" if name in REDACTED else storable(", ".join(values), 1000)
+        kept[storable(name, 100)] = value
+    return kept
+
+
+def _clip(value: Any, limit: int) -> str | None:
+    """An untrusted string made storable in a column of ``limit`` characters."""
+    return storable(value, limit) if isinstance(value, str) and value else None
 
 
 def _row(
@@ -62,21 +75,24 @@ def _row(
     verified: verification.Verified | None = None,
 ) -> dict:
     event = verified.event if verified else {}
+    # Everything stored is cut to its column and made storable: a rejected request is audited
+    # whatever it carried (no NUL, no oversized header can turn the audit row into a 500).
+    timestamp = verified.timestamp if verified else verification.claimed_timestamp(headers)
     return dict(
         id=new_id("whl"),
         received_at=datetime.now(UTC),
-        request_id=request_id,
-        provider=verified.provider if verified else headers.get(verification.PROVIDER_HEADER),
-        webhook_id=(verified.webhook_id if verified else headers.get("webhook-id") or None),
-        webhook_timestamp=(
-            verified.timestamp if verified else verification.claimed_timestamp(headers)
+        request_id=request_id[:128],
+        provider=_clip(
+            verified.provider if verified else headers.get(verification.PROVIDER_HEADER), 63
         ),
+        webhook_id=_clip(verified.webhook_id if verified else headers.get("webhook-id"), 255),
+        webhook_timestamp=timestamp if timestamp is None or abs(timestamp) < 2**62 else None,
         verdict=verdict,
         reason=reason,
-        event_type=event.get("type"),
-        payment_id=(event.get("data") or {}).get("payment_id"),
+        event_type=_clip(event.get("type"), 64),
+        payment_id=_clip((event.get("data") or {}).get("payment_id"), 64),
         headers=safe_headers(headers),
-        body=raw.decode("utf-8", errors="replace"),
+        body=storable(raw[:MAX_STORED_BODY].decode("utf-8", errors="replace"), MAX_STORED_BODY),
         handoff="pending" if verdict == "accepted" else "none",
     )
 

@@ -5,6 +5,7 @@ the checks around it only classify why a request is refused, for the audit log.
 """
 
 import json
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -14,6 +15,15 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 PROVIDER_HEADER = "webhook-provider"
+# Every header the signature check depends on: each must come exactly once (a second
+# webhook-id could otherwise let a captured callback pass under another id).
+SIGNATURE_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature", PROVIDER_HEADER)
+MAX_PROVIDER_LENGTH = 63  # the providers registry's name limit
+MAX_WEBHOOK_ID_LENGTH = 255
+MAX_SIGNATURE_HEADER_LENGTH = 4096  # several rotated v1 signatures fit easily
+# What a verified event may name (the payment id also becomes part of an internal URL).
+_PAYMENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_EVENT_TYPE = re.compile(r"[a-z][a-z0-9_.]{0,63}")
 
 
 class Rejected(Exception):
@@ -50,6 +60,7 @@ def verify(
 ) -> Verified:
     """``secrets``: provider name → whsec secret. The ``webhook-provider`` header names whose
     secret to use; without it every provider's secret is tried (each in constant time)."""
+    check_shape(headers)
     msg_id = headers.get("webhook-id")
     signature = headers.get("webhook-signature")
     if not msg_id or not signature or headers.get("webhook-timestamp") is None:
@@ -74,6 +85,23 @@ def verify(
     raise Rejected("bad-signature", "The signature does not match the body.")
 
 
+def check_shape(headers: Mapping[str, str]) -> None:
+    """Refuse duplicated or oversized signature headers before any secret is looked at."""
+    getlist = getattr(headers, "getlist", None)
+    for name in SIGNATURE_HEADERS:
+        if getlist is not None and len(getlist(name)) > 1:
+            raise Rejected("duplicate-header", f"The {name} header appears more than once.")
+    limits = {
+        PROVIDER_HEADER: MAX_PROVIDER_LENGTH,
+        "webhook-id": MAX_WEBHOOK_ID_LENGTH,
+        "webhook-timestamp": 20,
+        "webhook-signature": MAX_SIGNATURE_HEADER_LENGTH,
+    }
+    for name, limit in limits.items():
+        if len(headers.get(name) or "") > limit:
+            raise Rejected("malformed-headers", f"The {name} header is longer than {limit}.")
+
+
 def _signed_by(secret: str, raw: bytes, headers: dict[str, str]) -> bool:
     try:
         Webhook(secret).verify(raw, headers, json_parse=False)
@@ -95,4 +123,6 @@ def _parse(raw: bytes) -> dict[str, Any]:
         or not isinstance(data.get("payment_id"), str)
     ):
         raise Rejected("malformed-body", "The event lacks type or data.payment_id.")
+    if not _PAYMENT_ID.fullmatch(data["payment_id"]) or not _EVENT_TYPE.fullmatch(event["type"]):
+        raise Rejected("malformed-body", "The event's type or data.payment_id is malformed.")
     return event

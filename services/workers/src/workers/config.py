@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from payplane_core.settings import ServiceSettings
+from payplane_core.settings import DatabaseSettings
 from pydantic import BeforeValidator
 from pydantic_settings import NoDecode
 
@@ -17,7 +17,7 @@ def _split_csv(value: object) -> object:
 SecondsList = Annotated[list[float], NoDecode, BeforeValidator(_split_csv)]
 
 
-class WorkerSettings(ServiceSettings):
+class WorkerSettings(DatabaseSettings):
     AMQP_URL: str = "amqp://guest:guest@127.0.0.1:5672/"
     # Names are settings (with the contract's defaults) so a test can run its own copy of the
     # topology in a shared vhost without stealing another stack's messages.
@@ -31,3 +31,5 @@ class WorkerSettings(ServiceSettings):
     AMQP_CONNECT_TIMEOUT_SECONDS: float = 5.0
     # Reconnection backoff after the broker went away: doubles up to this cap.
     AMQP_RECONNECT_MAX_SECONDS: float = 5.0
+    # How often backlog gauges (outbox, deliveries) are read from the database.
+    STATS_INTERVAL_SECONDS: float = 5.0

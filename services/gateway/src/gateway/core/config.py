@@ -1,15 +1,16 @@
+from payplane_core import platform
 from payplane_core.settings import LOCAL_DEFAULT_SECRET, CsvList, ServiceSettings
 from pydantic import Field
 
 
 class Settings(ServiceSettings):
     SERVICE_NAME: str = "gateway"
-    PORT: int = 8103
+    PORT: int = platform.port("gateway")
     # Envoy sends the whole body of a write; payment bodies are small.
     MAX_BODY_BYTES: int = 64 * 1024
     REDIS_URL: str = "redis://127.0.0.1:6379/0"
     REDIS_TIMEOUT_SECONDS: float = 0.5
-    MERCHANTS_URL: str = "http://127.0.0.1:8102"
+    MERCHANTS_URL: str = platform.local_url("merchants")
     MERCHANTS_TIMEOUT_SECONDS: float = 2.0
     # Signing secrets cached in Redis are encrypted with these (first encrypts, all decrypt).
     ENCRYPTION_KEYS: CsvList = Field(default_factory=lambda: [LOCAL_DEFAULT_SECRET])
@@ -26,4 +27,4 @@ class Settings(ServiceSettings):
 
     @classmethod
     def secret_fields(cls) -> list[str]:
-        return [*super().secret_fields(), "ENCRYPTION_KEYS"]
+        return [*super().secret_fields(), "INTERNAL_SIGNING_KEY", "ENCRYPTION_KEYS"]

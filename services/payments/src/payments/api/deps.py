@@ -8,6 +8,8 @@ from payplane_core.app import Internal
 from payplane_core.context import request_id_var
 from payplane_core.internal_auth import SCOPE_PAYMENTS_READ, SCOPE_PAYMENTS_WRITE
 from payplane_core.problems import Problem
+from payplane_core.strictjson import refuse_duplicate_fields
+from payplane_core.telemetry import carrier
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from payments.core.config import Settings
@@ -52,16 +54,15 @@ MerchantReader = Annotated[str, Depends(_merchant_with(SCOPE_PAYMENTS_READ))]
 MerchantWriter = Annotated[str, Depends(_merchant_with(SCOPE_PAYMENTS_WRITE))]
 
 
-async def require_json(content_type: Annotated[str | None, Header()] = None) -> None:
+async def require_json(
+    request: Request, content_type: Annotated[str | None, Header()] = None
+) -> None:
     media_type = (content_type or "").split(";")[0].strip().lower()
     if media_type != "application/json":
         raise Problem(415, "unsupported-media-type", "Send the body as application/json.")
+    refuse_duplicate_fields(await request.body())
 
 
 def trace_headers(request: Request) -> dict[str, str]:
     """What travels on with the events: the request id and W3C trace context."""
-    carried = {"x-request-id": request_id_var.get()}
-    for name in ("traceparent", "tracestate"):
-        if value := request.headers.get(name):
-            carried[name] = value
-    return carried
+    return {"x-request-id": request_id_var.get()} | carrier(request.headers)

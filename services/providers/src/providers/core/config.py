@@ -1,17 +1,23 @@
-from payplane_core.settings import LOCAL_DEFAULT_SECRET, CsvList, ServiceSettings
+from payplane_core import platform
+from payplane_core.settings import LOCAL_DEFAULT_SECRET, CsvList, DatabaseSettings
 from pydantic import Field
 
 
-class Settings(ServiceSettings):
+class Settings(DatabaseSettings):
     SERVICE_NAME: str = "providers"
-    PORT: int = 8104
+    PORT: int = platform.port("providers")
+    # webhooks reads provider secrets; the CLI and the operator register providers.
+    INTERNAL_ALLOWED_CALLERS: CsvList = Field(
+        default_factory=lambda: ["webhooks", "cli", "operator", "payments"]
+    )
     DATABASE_URL: str = "postgresql+asyncpg://payplane:payplane@127.0.0.1:5432/payplane_providers"
-    DB_POOL_SIZE: int = 20
+    DB_POOL_SIZE: int = 8
+    DB_MAX_OVERFLOW: int = 4
     REDIS_URL: str = "redis://127.0.0.1:6379/0"
     # AES-GCM keys for provider API keys and webhook secrets at rest (first encrypts, all decrypt).
     ENCRYPTION_KEYS: CsvList = Field(default_factory=lambda: [LOCAL_DEFAULT_SECRET])
 
-    PAYMENTS_URL: str = "http://127.0.0.1:8101"
+    PAYMENTS_URL: str = platform.local_url("payments")
     # Empty: no per-merchant restriction (the merchants service is not consulted).
     MERCHANTS_URL: str = ""
     INTERNAL_CALL_TIMEOUT_SECONDS: float = 5.0
@@ -22,6 +28,8 @@ class Settings(ServiceSettings):
     AMQP_EXCHANGE: str = "payments"
     AMQP_QUEUE: str = "providers.payment-pending"
     AMQP_ROUTING_KEY: str = "payment.pending"
+    # Payments routed at once (bounded concurrency: the rest wait in the queue). None holds a
+    # database connection while it waits on a provider, so the pool needs no more than this.
     AMQP_PREFETCH: int = 16
     # A payment that cannot be settled now (payments unreachable, a provider's answer unknown)
     # goes back to the queue after this pause.
@@ -35,4 +43,4 @@ class Settings(ServiceSettings):
 
     @classmethod
     def secret_fields(cls) -> list[str]:
-        return [*super().secret_fields(), "ENCRYPTION_KEYS"]
+        return [*super().secret_fields(), "INTERNAL_SIGNING_KEY", "ENCRYPTION_KEYS"]

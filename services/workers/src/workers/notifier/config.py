@@ -1,3 +1,7 @@
+from payplane_core import platform
+from payplane_core.settings import CsvList, EgressSettings
+from pydantic import Field, model_validator
+
 from workers.config import SecondsList, WorkerSettings
 
 # Standard Webhooks practice (as Svix does it): after the first try, wait 5 s, 5 min, 30 min,
@@ -5,15 +9,27 @@ from workers.config import SecondsList, WorkerSettings
 DEFAULT_RETRY_SCHEDULE = [5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0]
 
 
-class NotifierSettings(WorkerSettings):
+class NotifierSettings(EgressSettings, WorkerSettings):
     SERVICE_NAME: str = "notifier"
-    PORT: int = 8112
+    PORT: int = platform.port("notifier")
+    # Deliveries are inspected and redelivered by the CLI and the operator.
+    INTERNAL_ALLOWED_CALLERS: CsvList = Field(default_factory=lambda: ["cli", "operator"])
     DATABASE_URL: str = "postgresql+asyncpg://payplane:payplane@127.0.0.1:5432/payplane_notifier"
-    DB_POOL_SIZE: int = 10
-    MERCHANTS_URL: str = "http://127.0.0.1:8102"
+    DB_POOL_SIZE: int = 4
+    DB_MAX_OVERFLOW: int = 2
+    MERCHANTS_URL: str = platform.local_url("merchants")
     # Messages in flight per notifier (RabbitMQ prefetch): bounds concurrent first deliveries.
-    NOTIFIER_PREFETCH: int = 32
+    NOTIFIER_PREFETCH: int = 16
+    # The whole attempt (DNS, connect, send, answer) must end within this; shorter than the
+    # lease, so a slow attempt is never taken over and sent a second time in parallel.
     WEBHOOK_TIMEOUT_SECONDS: float = 10.0
+    # Only this much of a merchant's answer is read (its status is what counts).
+    WEBHOOK_MAX_RESPONSE_BYTES: int = 4096
+    # Attempts in flight at once to one merchant, and in all; beyond, a delivery waits in the
+    # database (WEBHOOK_DEFER_SECONDS) so a slow merchant cannot hold up the others.
+    WEBHOOK_MAX_CONCURRENCY_PER_MERCHANT: int = 4
+    WEBHOOK_MAX_IN_FLIGHT: int = 200
+    WEBHOOK_DEFER_SECONDS: float = 2.0
     # Waits between automatic attempts; when they are used up the delivery is marked failed.
     WEBHOOK_RETRY_SCHEDULE_SECONDS: SecondsList = DEFAULT_RETRY_SCHEDULE
     # A claimed delivery belongs to its notifier this long (must exceed the webhook timeout).
@@ -22,3 +38,13 @@ class NotifierSettings(WorkerSettings):
     RETRY_BATCH_SIZE: int = 50
     # Merchant webhook URL and secret are cached this long (a rotated secret applies after it).
     MERCHANT_CACHE_SECONDS: float = 30.0
+
+    @classmethod
+    def secret_fields(cls) -> list[str]:
+        return [*super().secret_fields(), "INTERNAL_SIGNING_KEY"]
+
+    @model_validator(mode="after")
+    def _attempt_ends_within_its_lease(self) -> "NotifierSettings":
+        if self.WEBHOOK_TIMEOUT_SECONDS >= self.DELIVERY_LEASE_SECONDS:
+            raise ValueError("WEBHOOK_TIMEOUT_SECONDS must be shorter than DELIVERY_LEASE_SECONDS")
+        return self

@@ -4,7 +4,6 @@ import time
 from dataclasses import dataclass
 
 import httpx
-from payplane_core.internal_client import InternalSigner
 
 
 class DirectoryError(Exception):
@@ -22,13 +21,9 @@ class WebhookTarget:
 
 class MerchantDirectory:
     def __init__(
-        self, *, base_url: str, signing_secret: str, cache_seconds: float, timeout: float = 5.0
+        self, *, base_url: str, auth: httpx.Auth, cache_seconds: float, timeout: float = 5.0
     ) -> None:
-        self._client = httpx.AsyncClient(
-            base_url=base_url,
-            auth=InternalSigner(signing_secret, caller="notifier"),
-            timeout=timeout,
-        )
+        self._client = httpx.AsyncClient(base_url=base_url, auth=auth, timeout=timeout)
         self._cache_seconds = cache_seconds
         self._cache: dict[str, tuple[float, WebhookTarget]] = {}
 

@@ -10,10 +10,12 @@ from fastapi import FastAPI
 from payplane_core.app import create_service_app
 from payplane_core.db import create_engine, ping, session_factory
 
+from workers.notifier import metrics
 from workers.notifier.api import routes
 from workers.notifier.config import NotifierSettings
 from workers.notifier.directory import MerchantDirectory
 from workers.notifier.service import Notifier
+from workers.stats import refresh_forever
 
 
 def create_app(settings: NotifierSettings | None = None, *, run_pipeline: bool = True) -> FastAPI:
@@ -22,10 +24,10 @@ def create_app(settings: NotifierSettings | None = None, *, run_pipeline: bool =
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(settings.DATABASE_URL, pool_size=settings.DB_POOL_SIZE)
+        engine = create_engine(settings.DATABASE_URL, **settings.db_pool())
         directory = MerchantDirectory(
             base_url=settings.MERCHANTS_URL,
-            signing_secret=settings.INTERNAL_SIGNING_SECRETS[0],
+            auth=settings.internal_signer("merchants"),
             cache_seconds=settings.MERCHANT_CACHE_SECONDS,
         )
         # Webhooks go to merchants' servers: no redirects followed, no environment proxies.
@@ -38,9 +40,17 @@ def create_app(settings: NotifierSettings | None = None, *, run_pipeline: bool =
         app.state.engine = engine
         app.state.sessions = notifier.sessions
         app.state.notifier = notifier
-        task = asyncio.create_task(notifier.run(), name="notifier") if run_pipeline else None
+        tasks = [
+            asyncio.create_task(
+                refresh_forever(
+                    lambda: metrics.refresh(engine), every=settings.STATS_INTERVAL_SECONDS
+                )
+            )
+        ]
+        if run_pipeline:
+            tasks.append(asyncio.create_task(notifier.run(), name="notifier"))
         yield
-        if task is not None:
+        for task in tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task

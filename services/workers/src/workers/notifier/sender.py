@@ -1,15 +1,29 @@
-"""One webhook attempt: sign per Standard Webhooks and POST with a timeout."""
+"""One webhook attempt: sign per Standard Webhooks, POST to the checked address, bounded."""
 
+import asyncio
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import httpx
+from payplane_core import egress
 from standardwebhooks import Webhook
 
 from workers.notifier.directory import DirectoryError, MerchantDirectory
 from workers.notifier.store import AttemptOutcome
 
 USER_AGENT = "payplane-notifier/1"
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What one attempt may take: its whole duration (DNS, connect, send, answer) is bounded
+    by ``deadline_seconds``, shorter than the delivery's lease, so an attempt still running can
+    never be claimed and sent again by another notifier."""
+
+    deadline_seconds: float
+    max_response_bytes: int
+    allowlist: list[egress.Network]
 
 
 def signed_headers(*, secret: str, webhook_id: str, body: str, at: datetime) -> dict[str, str]:
@@ -30,7 +44,7 @@ async def attempt(
     merchant_id: str,
     webhook_id: str,
     body: str,
-    timeout_seconds: float,
+    limits: Limits,
 ) -> AttemptOutcome:
     started_at = datetime.now(UTC)
     clock = time.perf_counter()
@@ -45,18 +59,47 @@ async def attempt(
         return outcome(None, None, str(exc))
     if not target.url:
         return outcome(None, None, "the merchant has no webhook URL")
-    if not target.url.startswith(("https://", "http://")):
-        return outcome(target.url, None, "the webhook URL is not http(s)")
-    headers = signed_headers(
-        secret=target.secret, webhook_id=webhook_id, body=body, at=datetime.now(UTC)
-    )
     try:
-        response = await client.post(
-            target.url, content=body.encode(), headers=headers, timeout=timeout_seconds
-        )
-    except httpx.TimeoutException:
-        return outcome(target.url, None, f"timed out after {timeout_seconds:g}s")
+        # Checked now (DNS may have changed since the URL was set) and connected to as checked.
+        async with asyncio.timeout(limits.deadline_seconds):
+            pinned = await egress.check_url(target.url, limits.allowlist, must_resolve=True)
+            status = await _post(client, pinned, body, webhook_id, target.secret, limits)
+    except egress.UnsafeUrl as exc:
+        return outcome(target.url, None, f"refused: {exc}")
+    except TimeoutError:
+        return outcome(target.url, None, f"timed out after {limits.deadline_seconds:g}s")
     except httpx.HTTPError as exc:
         return outcome(target.url, None, f"{type(exc).__name__}: {exc}"[:500])
-    error = None if 200 <= response.status_code < 300 else f"HTTP {response.status_code}"
-    return outcome(target.url, response.status_code, error)
+    error = None if 200 <= status < 300 else f"HTTP {status}"
+    return outcome(target.url, status, error)
+
+
+async def _post(
+    client: httpx.AsyncClient,
+    pinned: egress.Pinned,
+    body: str,
+    webhook_id: str,
+    secret: str,
+    limits: Limits,
+) -> int:
+    """POST to the checked address (Host and TLS name stay the URL's); read at most
+    ``limits.max_response_bytes`` of the answer: only its status matters."""
+    headers = signed_headers(secret=secret, webhook_id=webhook_id, body=body, at=datetime.now(UTC))
+    headers["host"] = httpx.URL(pinned.url).netloc.decode("ascii")
+    request = client.build_request(
+        "POST",
+        httpx.URL(pinned.url).copy_with(host=pinned.address),
+        content=body.encode(),
+        headers=headers,
+        extensions={"sni_hostname": pinned.host},
+    )
+    response = await client.send(request, stream=True)
+    try:
+        read = 0
+        async for chunk in response.aiter_raw():
+            read += len(chunk)
+            if read >= limits.max_response_bytes:
+                break
+    finally:
+        await response.aclose()
+    return response.status_code

@@ -1,8 +1,9 @@
 """The notifier: first attempts from the queue, retries from the database, redelivery by hand.
 
-A message is acked only once its delivery row exists (with its first attempt recorded when we
-made it). If the notifier dies before the ack, RabbitMQ hands the message to another consumer;
-if it dies after creating the row, the row's lease runs out and the retry loop sends it. Either
+A message is acked only once its delivery row exists; the attempt itself then runs in the
+background, bounded in time and capped per merchant, so one slow merchant holds up no other.
+If the notifier dies before the ack, RabbitMQ hands the message to another consumer; if it
+dies after creating the row, the row's lease runs out and the retry loop sends it. Either
 way the event goes out with the same ``webhook-id``, so the merchant can drop a duplicate.
 """
 
@@ -10,26 +11,30 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections import Counter
 
 import httpx
 from aio_pika.abc import AbstractConnection, AbstractIncomingMessage
+from payplane_core import egress, telemetry
 from payplane_core.context import accept_or_new_request_id, request_id_var
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter as Metric
+from prometheus_client import Histogram
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from workers import amqp, topology
-from workers.notifier import sender, store
+from workers.notifier import metrics, sender, store
 from workers.notifier.config import NotifierSettings
 from workers.notifier.directory import MerchantDirectory
 from workers.notifier.models import Delivery
 
 log = logging.getLogger(__name__)
+_tracer = telemetry.tracer(__name__)
 
-ATTEMPTS = Counter("payplane_notifier_attempts_total", "Webhook attempts", ["trigger", "outcome"])
-OUTCOMES = Counter(
+ATTEMPTS = Metric("payplane_notifier_attempts_total", "Webhook attempts", ["trigger", "outcome"])
+OUTCOMES = Metric(
     "payplane_notifier_deliveries_total", "Deliveries reaching a final state", ["state"]
 )
-DUPLICATES = Counter(
+DUPLICATES = Metric(
     "payplane_notifier_duplicate_messages_total", "Messages for events already known (acked)"
 )
 LATENCY = Histogram(
@@ -78,11 +83,10 @@ def parse_message(message: AbstractIncomingMessage) -> store.IncomingEvent:
     merchant_id = _header(message, "merchant-id") or str(data.get("merchant_id") or "")
     if not merchant_id:
         raise InvalidMessage("no merchant id")
-    trace = {
-        name: value
-        for name in ("x-request-id", "traceparent", "tracestate")
-        if (value := _header(message, name))
-    }
+    # Stored with the delivery so retries from the database continue the same trace.
+    trace = {"x-request-id": _header(message, "x-request-id")} | telemetry.carrier(
+        {name: _header(message, name) for name in ("traceparent", "tracestate")}
+    )
     return store.IncomingEvent(
         event_id=message.message_id,
         merchant_id=merchant_id,
@@ -107,11 +111,55 @@ class Notifier:
         self.client = client
         self.topology = topology.Topology.from_settings(settings)
         self.broker = amqp.BrokerState()
+        self.limits = sender.Limits(
+            deadline_seconds=settings.WEBHOOK_TIMEOUT_SECONDS,
+            max_response_bytes=settings.WEBHOOK_MAX_RESPONSE_BYTES,
+            allowlist=egress.parse_allowlist(settings.WEBHOOK_URL_ALLOWLIST),
+        )
+        # Attempts running now, per merchant and in all: each runs on its own (a hung one
+        # holds up nothing but itself), and a merchant's share is capped.
+        self.busy: Counter[str] = Counter()
+        self.tasks: set[asyncio.Task] = set()
 
     async def run(self) -> None:
-        await asyncio.gather(
-            amqp.run_forever(self.settings, self._consume, self.broker), self._retry_forever()
-        )
+        try:
+            await asyncio.gather(
+                amqp.run_forever(self.settings, self._consume, self.broker), self._retry_forever()
+            )
+        finally:  # attempts cut short keep their lease; another notifier takes them after it
+            for task in self.tasks:
+                task.cancel()
+
+    # -- attempts in the background, capped per merchant --------------------------------------
+    async def dispatch(self, claim: store.Claim) -> bool:
+        """Start the attempt unless its merchant (or this notifier) is at its cap; then the
+        delivery goes back to the database, due again shortly. True if started."""
+        merchant = claim.delivery.merchant_id
+        per_merchant = self.settings.WEBHOOK_MAX_CONCURRENCY_PER_MERCHANT
+        if (
+            self.busy[merchant] >= per_merchant
+            or len(self.tasks) >= self.settings.WEBHOOK_MAX_IN_FLIGHT
+        ):
+            await store.defer(
+                self.sessions, claim=claim, seconds=self.settings.WEBHOOK_DEFER_SECONDS
+            )
+            return False
+        self.busy[merchant] += 1
+        task = asyncio.create_task(self._attempt_in_background(claim))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return True
+
+    async def _attempt_in_background(self, claim: store.Claim) -> None:
+        merchant = claim.delivery.merchant_id
+        try:
+            await self.deliver(claim, manual=False)
+        except Exception:  # noqa: BLE001 - e.g. database down: the lease ends, a retry follows
+            log.exception("attempt not recorded", extra={"delivery_id": claim.delivery.id})
+        finally:
+            self.busy[merchant] -= 1
+            if self.busy[merchant] <= 0:
+                del self.busy[merchant]
 
     # -- first attempts, from the queue ------------------------------------------------------
     async def _consume(self, connection: AbstractConnection) -> None:
@@ -138,7 +186,7 @@ class Notifier:
             if claim is None:
                 DUPLICATES.inc()
             else:
-                await self.deliver(claim, manual=False)
+                await self.dispatch(claim)  # the row exists: the event can no longer be lost
             await message.ack()
         except Exception:  # noqa: BLE001 - database down and the like: hand it back, slowly
             log.exception("message not processed; requeueing", extra={"event_id": event.event_id})
@@ -158,12 +206,17 @@ class Notifier:
                 await asyncio.sleep(self.settings.RETRY_POLL_INTERVAL_SECONDS)
 
     async def retry_due(self) -> int:
-        claims = await store.claim_due(
-            self.sessions,
-            batch=self.settings.RETRY_BATCH_SIZE,
-            lease_seconds=self.settings.DELIVERY_LEASE_SECONDS,
+        """Claim what is due (as much as there is room for) and start each attempt on its own."""
+        room = min(
+            self.settings.RETRY_BATCH_SIZE, self.settings.WEBHOOK_MAX_IN_FLIGHT - len(self.tasks)
         )
-        await asyncio.gather(*(self.deliver(claim, manual=False) for claim in claims))
+        if room <= 0:
+            return 0
+        claims = await store.claim_due(
+            self.sessions, batch=room, lease_seconds=self.settings.DELIVERY_LEASE_SECONDS
+        )
+        for claim in claims:
+            await self.dispatch(claim)
         return len(claims)
 
     # -- one attempt ----------------------------------------------------------------------------
@@ -171,14 +224,20 @@ class Notifier:
         self, claim: store.Claim, *, manual: bool
     ) -> tuple[Delivery, store.AttemptOutcome]:
         delivery = claim.delivery
-        outcome = await sender.attempt(
-            self.client,
-            self.directory,
-            merchant_id=delivery.merchant_id,
-            webhook_id=delivery.event_id,
-            body=delivery.body,
-            timeout_seconds=self.settings.WEBHOOK_TIMEOUT_SECONDS,
-        )
+        # From the queue the consumer's span is current; a retry continues the stored trace.
+        with _tracer.start_as_current_span(
+            f"webhook {delivery.event_type}", context=telemetry.parent_context(delivery.trace)
+        ):
+            outcome = await sender.attempt(
+                self.client,
+                self.directory,
+                merchant_id=delivery.merchant_id,
+                webhook_id=delivery.event_id,
+                body=delivery.body,
+                limits=self.limits,
+            )
+            if outcome.succeeded:
+                metrics.delivered(delivery, telemetry.exemplar())
         recorded = await store.record_attempt(
             self.sessions,
             claim=claim,

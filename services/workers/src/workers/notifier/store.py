@@ -129,6 +129,17 @@ async def claim_due(
         return [Claim(d, d.locked_until) for d in rows]
 
 
+async def defer(sessions: async_sessionmaker, *, claim: Claim, seconds: float) -> None:
+    """Give a claimed delivery back unsent, due again in ``seconds`` (its merchant is at its
+    concurrency cap); nothing happens if our lease is gone."""
+    async with sessions.begin() as session:
+        await session.execute(
+            update(Delivery)
+            .where(Delivery.id == claim.delivery.id, Delivery.locked_until == claim.lease)
+            .values(locked_until=None, next_attempt_at=_lease_end(seconds))
+        )
+
+
 async def claim_for_redelivery(
     sessions: async_sessionmaker, *, delivery_id: str, lease_seconds: float
 ) -> Claim | None:

@@ -11,6 +11,7 @@ from payplane_core.db import create_engine, ping
 
 from workers.relay.config import RelaySettings
 from workers.relay.publisher import Relay
+from workers.stats import refresh_forever
 
 
 def create_app(settings: RelaySettings | None = None) -> FastAPI:
@@ -18,15 +19,21 @@ def create_app(settings: RelaySettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(settings.OUTBOX_DATABASE_URL, pool_size=settings.DB_POOL_SIZE)
+        engine = create_engine(settings.OUTBOX_DATABASE_URL, **settings.db_pool())
         relay = Relay(settings, engine)
         app.state.engine = engine
         app.state.relay = relay
-        task = asyncio.create_task(relay.run(), name="relay")
+        tasks = [
+            asyncio.create_task(relay.run(), name="relay"),
+            asyncio.create_task(
+                refresh_forever(relay.refresh_stats, every=settings.STATS_INTERVAL_SECONDS)
+            ),
+        ]
         yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await engine.dispose()
 
     async def database(app: FastAPI) -> None:

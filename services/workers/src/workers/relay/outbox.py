@@ -114,3 +114,17 @@ async def mark_failed(
 async def backlog(engine: AsyncEngine) -> int:
     async with engine.connect() as conn:
         return await conn.scalar(text("SELECT count(*) FROM outbox_events WHERE state = 'pending'"))
+
+
+async def pending_stats(engine: AsyncEngine) -> tuple[int, float]:
+    """(pending rows, age in seconds of the oldest one), by the database clock."""
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(
+                text(
+                    "SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0)"
+                    " FROM outbox_events WHERE state = 'pending'"
+                )
+            )
+        ).one()
+    return int(row[0]), float(row[1])

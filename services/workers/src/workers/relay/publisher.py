@@ -2,22 +2,34 @@
 
 import asyncio
 import logging
+from datetime import UTC, datetime
 
 import aio_pika
 from aio_pika.abc import AbstractConnection, AbstractExchange
-from prometheus_client import Counter, Histogram
+from opentelemetry import propagate, trace
+from payplane_core.telemetry import tracer
+from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from workers import amqp, topology
 from workers.relay import outbox
 from workers.relay.config import RelaySettings
-from workers.tracecontext import child_traceparent
 
 log = logging.getLogger(__name__)
+_tracer = tracer(__name__)
 
 PUBLISHED = Counter("payplane_relay_published_total", "Outbox events published and confirmed")
 PUBLISH_ERRORS = Counter("payplane_relay_publish_errors_total", "Publish attempts that failed")
 GAVE_UP = Counter("payplane_relay_failed_total", "Outbox events marked failed (terminal)")
+BACKLOG = Gauge("payplane_outbox_backlog_events", "Outbox events not yet published")
+OLDEST = Gauge(
+    "payplane_outbox_oldest_pending_age_seconds", "Age of the oldest unpublished outbox event"
+)
+LAG = Histogram(
+    "payplane_relay_publish_lag_seconds",
+    "From the event's commit to the broker's confirm",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+)
 BATCH = Histogram(
     "payplane_relay_batch_seconds",
     "Time to publish and record one claimed batch",
@@ -26,16 +38,14 @@ BATCH = Histogram(
 
 
 def build_message(event: outbox.ClaimedEvent) -> aio_pika.Message:
-    """Persistent, ``message_id`` = event id; trace context and request id in the headers."""
-    carried = event.headers or {}
+    """Persistent, ``message_id`` = event id; request id and the current trace context (the
+    relay's span, or the row's own context when the relay does not trace) in the headers."""
     headers = {
-        "x-request-id": str(carried.get("x-request-id") or ""),
-        "traceparent": child_traceparent(carried.get("traceparent")),
+        "x-request-id": str((event.headers or {}).get("x-request-id") or ""),
         "payment-id": event.payment_id,
         "merchant-id": event.merchant_id,
     }
-    if carried.get("tracestate"):
-        headers["tracestate"] = str(carried["tracestate"])
+    propagate.inject(headers)
     return aio_pika.Message(
         body=event.body.encode(),
         content_type="application/json",
@@ -92,6 +102,10 @@ class Relay:
             await outbox.mark_published(self.engine, ids=published)
             await self._record_failures(failures)
         PUBLISHED.inc(len(published))
+        confirmed_at = datetime.now(UTC)
+        for event, result in zip(events, results, strict=True):
+            if result is None:
+                LAG.observe((confirmed_at - event.created_at).total_seconds())
         if failures:
             # The channel may be gone: let the session loop check and reconnect.
             log.warning("publish failures", extra={"count": len(failures)})
@@ -100,12 +114,23 @@ class Relay:
     async def _publish(self, exchange: AbstractExchange, event: outbox.ClaimedEvent) -> None:
         # With confirms, publish() returns only after the broker has the message (persisted,
         # since the queue is durable and the message persistent), and raises on nack/return.
-        await exchange.publish(
-            build_message(event),
-            routing_key=event.routing_key,
-            mandatory=True,
-            timeout=self.settings.RELAY_PUBLISH_TIMEOUT_SECONDS,
-        )
+        # The trace stored with the row continues here (standard propagator, W3C headers);
+        # aio-pika's instrumentation adds its publish span under this one.
+        parent = propagate.extract(event.headers or {})
+        with _tracer.start_as_current_span(
+            f"outbox {event.event_type}", context=parent, kind=trace.SpanKind.PRODUCER
+        ):
+            await exchange.publish(
+                build_message(event),
+                routing_key=event.routing_key,
+                mandatory=True,
+                timeout=self.settings.RELAY_PUBLISH_TIMEOUT_SECONDS,
+            )
+
+    async def refresh_stats(self) -> None:
+        count, oldest = await outbox.pending_stats(self.engine)
+        BACKLOG.set(count)
+        OLDEST.set(oldest)
 
     async def _record_failures(self, failures: dict[str, tuple[int, str]]) -> None:
         if not failures:

@@ -4,17 +4,17 @@ from fastapi import APIRouter, Request
 from payplane_core.app import Internal
 from payplane_core.problems import Problem
 
-from payments import service
+from payments import metrics, service
 from payments.api.deps import Sessions, trace_headers
 from payments.outbox import payment_json
-from payments.schemas import EventIn, EventResult, PaymentOut
+from payments.schemas import EventIn, EventResult, PaymentId, PaymentOut
 from payments.state import IllegalTransition
 
 router = APIRouter(prefix="/internal/v1/payments", tags=["internal"])
 
 
 @router.get("/{payment_id}", response_model=PaymentOut)
-async def get_payment(payment_id: str, sessions: Sessions) -> dict:
+async def get_payment(payment_id: PaymentId, sessions: Sessions) -> dict:
     async with sessions() as session:
         try:
             payment = await service.get_payment(session, payment_id=payment_id, merchant_id=None)
@@ -25,7 +25,7 @@ async def get_payment(payment_id: str, sessions: Sessions) -> dict:
 
 @router.post("/{payment_id}/events", response_model=EventResult)
 async def record_event(
-    payment_id: str, event: EventIn, identity: Internal, request: Request, sessions: Sessions
+    payment_id: PaymentId, event: EventIn, identity: Internal, request: Request, sessions: Sessions
 ) -> dict:
     if identity.caller == "gateway":
         raise Problem(403, "internal-only", "Merchants cannot report payment events.")
@@ -45,4 +45,5 @@ async def record_event(
             current=exc.current.value,
             requested=exc.target.value,
         ) from None
+    metrics.record_change(status=payment.status, provider=payment.provider, changed=changed)
     return {"payment": result, "changed": changed}

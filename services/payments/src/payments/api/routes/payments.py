@@ -10,7 +10,7 @@ from payplane_core.db import autocommit
 from payplane_core.pagination import CursorNotFound
 from payplane_core.problems import Problem
 
-from payments import idempotency, service
+from payments import idempotency, metrics, quota, service
 from payments.api.deps import (
     Engine,
     MerchantReader,
@@ -21,7 +21,7 @@ from payments.api.deps import (
     trace_headers,
 )
 from payments.outbox import payment_json
-from payments.schemas import PaymentCreate, PaymentOut, PaymentPage, Tracking
+from payments.schemas import PaymentCreate, PaymentId, PaymentOut, PaymentPage, Tracking
 
 router = APIRouter(prefix="/api/v1/payments", tags=["payments"])
 
@@ -30,11 +30,16 @@ def _not_found(payment_id: str) -> Problem:
     return Problem(404, "payment-not-found", f"No payment {payment_id} for this merchant.")
 
 
+async def mark_quota_reservation(request: Request, merchant_id: MerchantWriter) -> None:
+    """First thing: whatever happens next, the gateway's quota reservation gets settled."""
+    setattr(request.state, quota.STATE_KEY, merchant_id)
+
+
 @router.post(
     "",
     status_code=201,
     response_model=PaymentOut,
-    dependencies=[Depends(require_json)],
+    dependencies=[Depends(mark_quota_reservation), Depends(require_json)],
 )
 async def create_payment(
     body: PaymentCreate,
@@ -65,7 +70,7 @@ async def create_payment(
     result = json.dumps(payment_json(payment), separators=(",", ":"))
     try:
         async with autocommit(engine) as conn:  # one statement, atomic on its own
-            await service.insert_payment(
+            used = await service.insert_payment(
                 conn,
                 payment=payment,
                 response=result,
@@ -77,6 +82,9 @@ async def create_payment(
         if key is not None:
             await idempotency.release(engine, merchant_id=merchant_id, key=key)
         raise
+    if ledger := request.app.state.quota:
+        await ledger.counted(merchant_id, used)
+    metrics.CREATED.inc()
     return Response(
         result,
         status_code=201,
@@ -90,7 +98,7 @@ async def list_payments(
     merchant_id: MerchantReader,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    starting_after: Annotated[str | None, Query(max_length=40)] = None,
+    starting_after: Annotated[PaymentId | None, Query()] = None,
 ) -> PaymentPage:
     try:
         rows, has_more = await service.list_payments(
@@ -103,7 +111,9 @@ async def list_payments(
 
 
 @router.get("/{payment_id}/show", response_model=PaymentOut)
-async def show_payment(payment_id: str, merchant_id: MerchantReader, session: SessionDep) -> dict:
+async def show_payment(
+    payment_id: PaymentId, merchant_id: MerchantReader, session: SessionDep
+) -> dict:
     try:
         payment = await service.get_payment(session, payment_id=payment_id, merchant_id=merchant_id)
     except service.PaymentNotFound:
@@ -112,7 +122,9 @@ async def show_payment(payment_id: str, merchant_id: MerchantReader, session: Se
 
 
 @router.get("/{payment_id}/tracking", response_model=Tracking)
-async def track_payment(payment_id: str, merchant_id: MerchantReader, session: SessionDep) -> dict:
+async def track_payment(
+    payment_id: PaymentId, merchant_id: MerchantReader, session: SessionDep
+) -> dict:
     try:
         payment = await service.get_payment(session, payment_id=payment_id, merchant_id=merchant_id)
     except service.PaymentNotFound:

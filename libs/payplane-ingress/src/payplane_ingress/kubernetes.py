@@ -1,0 +1,119 @@
+"""The ingress's Envoy configuration on Kubernetes, as files for the Helm chart.
+
+Same builder as the local stack (``render``), with the platform manifest's Service names as
+upstream hosts (STRICT_DNS), the listener on every interface and the admin interface on loopback
+only. Prometheus reads Envoy's statistics through a separate listener that exposes exactly
+``/stats/prometheus`` of the admin interface, nothing else of it.
+
+``python -m payplane_ingress.kubernetes charts/ingress/files`` writes them; ``tests/charts``
+proves the chart's copies are in step.
+"""
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from payplane_core import platform
+
+from payplane_ingress import render
+from payplane_ingress.model import Ingress, Upstream, contract_routes
+
+# Where the chart mounts the routing ConfigMap (the operator's watched directory).
+DYNAMIC_DIR = "/etc/envoy/dynamic"
+METRICS_PORT = 9902
+ADMIN_CLUSTER = "envoy-admin"
+
+
+def cluster_ingress() -> Ingress:
+    return Ingress(
+        listen_host="0.0.0.0",  # noqa: S104 - the pod's listener; the Service fronts it
+        admin_host=platform.LOCAL_HOST,
+        gateway=Upstream(
+            platform.AUTHORIZER,
+            platform.AUTHORIZER,
+            platform.port(platform.AUTHORIZER),
+            timeout_ms=2_000,
+        ),
+        upstreams=tuple(
+            Upstream(name, name, platform.port(name)) for name in platform.public_upstreams()
+        ),
+        routes=contract_routes(),
+    )
+
+
+def _metrics_listener(ingress: Ingress) -> dict[str, Any]:
+    route = {
+        "match": {"path": "/stats/prometheus"},
+        "route": {"cluster": ADMIN_CLUSTER},
+    }
+    not_found = {"match": {"prefix": "/"}, "direct_response": {"status": 404}}
+    hcm = {
+        "@type": render.T
+        + "extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+        "stat_prefix": "metrics",
+        "route_config": {
+            "virtual_hosts": [{"name": "metrics", "domains": ["*"], "routes": [route, not_found]}]
+        },
+        "http_filters": [
+            {
+                "name": "envoy.filters.http.router",
+                "typed_config": {"@type": render.T + "extensions.filters.http.router.v3.Router"},
+            }
+        ],
+    }
+    return {
+        "name": "metrics",
+        "address": {"socket_address": {"address": "0.0.0.0", "port_value": METRICS_PORT}},  # noqa: S104
+        "filter_chains": [
+            {
+                "filters": [
+                    {"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}
+                ]
+            }
+        ],
+    }
+
+
+def _admin_cluster(ingress: Ingress) -> dict[str, Any]:
+    cluster = render.cluster(
+        Upstream(ADMIN_CLUSTER, ingress.admin_host, ingress.admin_port, timeout_ms=2_000)
+    )
+    return {k: v for k, v in cluster.items() if k not in ("@type", "outlier_detection")}
+
+
+def _resolve(document: Any) -> Any:
+    return json.loads(json.dumps(document).replace(render._DYNAMIC_DIR, DYNAMIC_DIR))
+
+
+def bootstrap(ingress: Ingress) -> dict[str, Any]:
+    document = render.bootstrap(ingress)
+    document["static_resources"] = {
+        "listeners": [_metrics_listener(ingress)],
+        "clusters": [_admin_cluster(ingress)],
+    }
+    return _resolve(document)
+
+
+def chart_files(ingress: Ingress | None = None) -> dict[str, Any]:
+    """File name → document: the bootstrap and the initial routing (LDS, RDS, CDS)."""
+    ingress = ingress or cluster_ingress()
+    return {
+        "envoy.json": bootstrap(ingress),
+        "cds.json": _resolve(render.clusters(ingress)),
+        "rds.json": _resolve(render.routes(ingress)),
+        "lds.json": _resolve(render.listeners(ingress)),
+    }
+
+
+def dumps(document: Any) -> str:
+    return json.dumps(document, indent=2, sort_keys=True) + "\n"
+
+
+def main(folder: str) -> None:
+    for name, document in chart_files().items():
+        (Path(folder) / name).write_text(dumps(document))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
