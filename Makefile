@@ -3,7 +3,7 @@
 #   make down   stop what make up started
 #   make test   run the test suite (it starts its own copy of the platform on other ports)
 #   make bench  print performance figures
-.PHONY: up down status test bench bootstrap lint
+.PHONY: up down status test bench soak bootstrap lint
 
 PAYPLANE := .venv/bin/payplane
 PYTEST_ARGS ?=
@@ -26,5 +26,13 @@ test: bootstrap
 bench: bootstrap
 	@.venv/bin/python -m benchmarks
 
+# 10 minutes at a steady rate: RSS and open fds of every process, nothing lost (not in make test).
+soak: bootstrap
+	@.venv/bin/python -m benchmarks.soak
+
+# ruff (style and bugs), import-linter (the boundaries in pyproject.toml), vulture (dead code).
 lint: bootstrap
 	@.venv/bin/ruff check .
+	@.venv/bin/ruff format --check .
+	@.venv/bin/lint-imports --no-cache
+	@.venv/bin/vulture --min-confidence 80 libs services tools operator benchmarks

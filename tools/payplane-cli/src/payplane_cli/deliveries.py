@@ -9,9 +9,9 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-import httpx
-from payplane_core.internal_client import InternalSigner
+from payplane_core.clients import NotifierClient
 
+from payplane_cli.clients import ServiceError, call
 from payplane_cli.stack import Stack
 
 
@@ -20,25 +20,16 @@ class DeliveryError(RuntimeError):
 
 
 def _call(stack: Stack, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-    secret = stack.secrets()["INTERNAL_SIGNING_SECRETS"].split(",")[0]
+    # A redelivery waits for the merchant's answer (bounded by the webhook timeout).
     try:
-        # A redelivery waits for the merchant's answer (bounded by the webhook timeout).
-        with httpx.Client(
-            base_url=stack.url("notifier"), auth=InternalSigner(secret, caller="cli"), timeout=30
-        ) as client:
-            response = client.request(method, path, **kwargs)
-    except httpx.HTTPError as exc:
-        raise DeliveryError(
-            f"the notifier at {stack.url('notifier')} is not reachable ({type(exc).__name__});"
-            " is the platform up (payplane up)?"
-        ) from None
-    if response.status_code != 200:
-        try:
-            detail = response.json().get("detail")
-        except ValueError:
-            detail = response.text[:200]
-        raise DeliveryError(f"notifier refused ({response.status_code}): {detail}")
-    return response.json()
+        return call(
+            stack,
+            NotifierClient,
+            lambda notifier: notifier.json(method, path, **kwargs),
+            timeout=30,
+        )
+    except ServiceError as exc:
+        raise DeliveryError(str(exc).replace("service at", "at")) from None
 
 
 def list_deliveries(

@@ -4,15 +4,18 @@ import os
 import shlex
 from pathlib import Path
 
+from payplane_core import platform
 from payplane_ingress.files import envoy_binary, write_all
 from payplane_ingress.model import Ingress, Tls, Upstream, contract_routes
 from payplane_ingress.tls import ensure_self_signed
 
-# Base ports (the stack adds its offset).
-LISTEN_PORT = 8080
-ADMIN_PORT = 9901
-PUBLIC_UPSTREAMS = {"payments": 8101, "webhooks": 8105}
-GATEWAY_PORT = 8103
+from payplane_cli.providers import SIMULATORS
+
+# Base ports (the stack adds its offset), from the platform manifest.
+LISTEN_PORT = platform.port(platform.INGRESS)
+ADMIN_PORT = platform.INGRESS_ADMIN_PORT
+PUBLIC_UPSTREAMS = {name: platform.port(name) for name in platform.public_upstreams()}
+GATEWAY_PORT = platform.port(platform.AUTHORIZER)
 
 
 def config_dir(stack) -> Path:
@@ -31,11 +34,24 @@ def ingress_for(stack) -> Ingress:
         upstreams=tuple(
             Upstream(name, "127.0.0.1", stack.port(port)) for name, port in PUBLIC_UPSTREAMS.items()
         ),
-        routes=contract_routes(),
+        # The local simulators each get their own callback bucket (the default limit).
+        routes=contract_routes({name: None for name in SIMULATORS}),
         tls=tls,
         ip_rps=stack.ingress_ip_rps,
         ip_burst=stack.ingress_ip_burst,
+        otlp_traces_url=otlp_traces_url(stack.common_env()),
     )
+
+
+def otlp_traces_url(env: dict[str, str]) -> str | None:
+    """Envoy's exporter from the same standard variables as the services (OTLP/HTTP)."""
+    if env.get("OTEL_SDK_DISABLED", "").lower() == "true":
+        return None
+    if url := env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+        return url
+    if base := env.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        return base.rstrip("/") + "/v1/traces"
+    return None
 
 
 def prepare(stack) -> None:

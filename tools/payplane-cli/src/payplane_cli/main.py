@@ -4,9 +4,11 @@ import argparse
 import json
 import sys
 
+from payplane_cli import apply as apply_commands
 from payplane_cli import deliveries as delivery_commands
 from payplane_cli import local, receiver
 from payplane_cli import merchants as merchant_commands
+from payplane_cli import operator as operator_commands
 from payplane_cli import providers as provider_commands
 from payplane_cli.stack import Stack
 
@@ -56,6 +58,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         except merchant_commands.MerchantError as exc:  # the platform is up all the same
             print(f"\nno example merchant: {exc}", file=sys.stderr)
         print(f"ingress: {stack.url('envoy')}  (try: curl {stack.url('envoy')}/health)")
+        print(f"prometheus: {stack.url('prometheus')}  (rules: charts/payplane/rules)")
     return 0
 
 
@@ -87,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     provider_commands.register(sub, lambda args: _stack(args))
     receiver.register(sub, lambda args: _stack(args))
     delivery_commands.register(sub, lambda args: _stack(args))
+    operator_commands.register(sub, lambda args: _stack(args))
+    apply_commands.register(sub, lambda args: _stack(args))
     return parser
 
 

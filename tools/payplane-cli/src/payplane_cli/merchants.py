@@ -10,13 +10,13 @@ The operator (``payplane apply -f``) will call the same functions.
 import argparse
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
-from payplane_core.internal_client import InternalSigner
+from payplane_core.clients import MerchantsClient
 
+from payplane_cli.clients import ServiceError, call
 from payplane_cli.stack import Stack
 
 # Exactly the keys of the Merchant's credentials Secret (the contract).
@@ -34,32 +34,11 @@ class MerchantError(RuntimeError):
     """A refusal from the merchants service (or no service): main prints it and exits 1."""
 
 
-def merchants_client(stack: Stack) -> httpx.Client:
-    secret = stack.secrets()["INTERNAL_SIGNING_SECRETS"].split(",")[0]
-    return httpx.Client(
-        base_url=stack.url("merchants"), auth=InternalSigner(secret, caller="cli"), timeout=10
-    )
-
-
-def _call(stack: Stack, method: str, path: str, **kwargs: Any) -> httpx.Response:
+def _merchants(stack: Stack, action: Callable[[MerchantsClient], Awaitable[Any]]) -> Any:
     try:
-        with merchants_client(stack) as client:
-            response = client.request(method, path, **kwargs)
-    except httpx.HTTPError as exc:
-        raise MerchantError(
-            f"the merchants service at {stack.url('merchants')} is not reachable "
-            f"({type(exc).__name__}); is the platform up (payplane up)?"
-        ) from None
-    return response
-
-
-def _refusal(response: httpx.Response) -> MerchantError:
-    try:
-        problem = response.json()
-        detail = problem.get("detail") or problem.get("title")
-    except ValueError:
-        detail = response.text[:200]
-    return MerchantError(f"merchants service refused ({response.status_code}): {detail}")
+        return call(stack, MerchantsClient, action)
+    except ServiceError as exc:
+        raise MerchantError(str(exc)) from None
 
 
 def credentials_path(stack: Stack, name: str) -> Path:
@@ -114,38 +93,34 @@ def create_merchant(
         body["quota"] = {"payments_per_month": payments_per_month}
     if allowed_providers is not None:
         body["allowed_providers"] = allowed_providers
-    response = _call(stack, "POST", "/internal/v1/merchants", json=body)
-    if response.status_code == 409:
-        raise MerchantError(
-            f"merchant {name} already exists; `payplane credentials {name}` shows its credentials"
-        )
-    if response.status_code != 201:
-        raise _refusal(response)
-    created = response.json()
+    try:
+        created = call(stack, MerchantsClient, lambda merchants: merchants.create(body))
+    except ServiceError as exc:
+        if exc.status == 409:
+            raise MerchantError(
+                f"merchant {name} already exists; `payplane credentials {name}` shows them"
+            ) from None
+        raise MerchantError(str(exc)) from None
     save_credentials(stack, name, created["credentials"])
     return created
 
 
 def merchant_by_name(stack: Stack, name: str) -> dict[str, Any]:
-    response = _call(stack, "GET", f"/internal/v1/merchants/by-name/{name}")
-    if response.status_code == 404:
-        raise MerchantError(f"no merchant named {name}")
-    if response.status_code != 200:
-        raise _refusal(response)
-    return response.json()
+    try:
+        return call(stack, MerchantsClient, lambda merchants: merchants.by_name(name))
+    except ServiceError as exc:
+        if exc.status == 404:
+            raise MerchantError(f"no merchant named {name}") from None
+        raise MerchantError(str(exc)) from None
 
 
 def rotate_credentials(
     stack: Stack, name: str, *, grace_seconds: int | None = None
 ) -> dict[str, Any]:
     merchant = merchant_by_name(stack, name)
-    body = {} if grace_seconds is None else {"grace_seconds": grace_seconds}
-    response = _call(
-        stack, "POST", f"/internal/v1/merchants/{merchant['id']}/credentials/rotate", json=body
+    credentials = _merchants(
+        stack, lambda merchants: merchants.rotate(merchant["id"], grace_seconds=grace_seconds)
     )
-    if response.status_code != 200:
-        raise _refusal(response)
-    credentials = response.json()
     save_credentials(stack, name, credentials)
     return credentials
 

@@ -13,15 +13,19 @@ import base64
 import json
 import os
 import secrets
-from collections.abc import Callable
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
-import httpx
-from payplane_core.internal_client import InternalSigner
+from payplane_core import platform
+from payplane_core.clients import ProvidersClient
+
+from payplane_cli.clients import ServiceError, call
 
 # The local simulated providers: name → (port, priority). sim-a is preferred, sim-b takes over.
-SIMULATORS = {"sim-a": (8201, 1), "sim-b": (8202, 2)}
-WEBHOOK_PATH = "/api/v1/payments/webhook"
+SIMULATORS = {"sim-a": (platform.port("sim-a"), 1), "sim-b": (platform.port("sim-b"), 2)}
+WEBHOOK_PATH = platform.PROVIDER_WEBHOOK_PATH
 
 
 class ProviderError(RuntimeError):
@@ -57,40 +61,22 @@ def simulator_env(name: str) -> Callable[[Any], dict[str, str]]:
     return env
 
 
-def _client(stack) -> httpx.Client:
-    secret = stack.secrets()["INTERNAL_SIGNING_SECRETS"].split(",")[0]
-    return httpx.Client(
-        base_url=stack.url("providers"), auth=InternalSigner(secret, caller="cli"), timeout=10
-    )
-
-
-def _call(stack, method: str, path: str, **kwargs: Any) -> dict:
+def _providers(stack, action: Callable[[ProvidersClient], Awaitable[Any]]) -> Any:
     try:
-        with _client(stack) as client:
-            response = client.request(method, path, **kwargs)
-    except httpx.HTTPError as exc:
-        raise ProviderError(
-            f"the providers service at {stack.url('providers')} is not reachable "
-            f"({type(exc).__name__}); is the platform up?"
-        ) from None
-    if not response.is_success:
-        try:
-            detail = response.json().get("detail")
-        except ValueError:
-            detail = response.text[:200]
-        raise ProviderError(f"providers service refused ({response.status_code}): {detail}")
-    return response.json()
+        return call(stack, ProvidersClient, action)
+    except ServiceError as exc:
+        raise ProviderError(str(exc)) from None
 
 
 def register_provider(stack, *, name: str, **spec: Any) -> dict:
     """Create or update a provider (``spec``: endpoint, api_key, webhook_secret, priority,
     weight, currencies, timeout_ms, failure_threshold, open_seconds, display_name)."""
     body = {k: v for k, v in spec.items() if v is not None}
-    return _call(stack, "PUT", f"/internal/v1/providers/{name}", json=body)
+    return _providers(stack, lambda providers: providers.put(name, body))
 
 
 def list_providers(stack) -> list[dict]:
-    return _call(stack, "GET", "/internal/v1/providers")["data"]
+    return _providers(stack, lambda providers: providers.list())
 
 
 def register_simulators(stack) -> None:
@@ -112,6 +98,19 @@ def register_simulators(stack) -> None:
         )
 
 
+def secret_input(path: str | None, env: str) -> str:
+    """A secret from a file, stdin ('-') or the environment; never from argv."""
+    if path == "-":
+        value = sys.stdin.readline()
+    elif path:
+        value = Path(path).read_text()
+    else:
+        value = os.environ.get(env, "")
+    if not value.strip():
+        raise ProviderError(f"no secret given: pass a file (or '-' for stdin) or set {env}")
+    return value.strip()
+
+
 def _csv(value: str) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()]
 
@@ -121,11 +120,19 @@ def register(
 ) -> None:
     provider = sub.add_parser("provider", help="manage payment providers of the running platform")
     actions = provider.add_subparsers(dest="provider_command", required=True)
-    add = actions.add_parser("register", help="create or update a provider (idempotent)")
+    add = actions.add_parser(
+        "register", help="create or update a provider (idempotent)", allow_abbrev=False
+    )
     add.add_argument("name", help="a Kubernetes resource name (a-z, 0-9, -)")
     add.add_argument("--endpoint", required=True, help="base URL of the provider's API")
-    add.add_argument("--api-key", required=True)
-    add.add_argument("--webhook-secret", required=True, help="whsec_… (Standard Webhooks)")
+    # Secrets never on the command line (shell history, ps): a file, '-' for stdin, or the env.
+    add.add_argument(
+        "--api-key-file", help="file holding the API key ('-': stdin; else $PROVIDER_API_KEY)"
+    )
+    add.add_argument(
+        "--webhook-secret-file",
+        help="file holding the whsec_… secret ('-': stdin; else $PROVIDER_WEBHOOK_SECRET)",
+    )
     add.add_argument("--display-name")
     add.add_argument("--priority", type=int, help="lower is preferred")
     add.add_argument("--weight", type=int, help="share among equal priorities")
@@ -139,8 +146,8 @@ def register(
             stack_of(args),
             name=args.name,
             endpoint=args.endpoint,
-            api_key=args.api_key,
-            webhook_secret=args.webhook_secret,
+            api_key=secret_input(args.api_key_file, "PROVIDER_API_KEY"),
+            webhook_secret=secret_input(args.webhook_secret_file, "PROVIDER_WEBHOOK_SECRET"),
             display_name=args.display_name,
             priority=args.priority,
             weight=args.weight,

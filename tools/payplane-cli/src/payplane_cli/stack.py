@@ -18,12 +18,17 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
+from payplane_core.internal_auth import generate_key, public_key
+from payplane_core.internal_client import InternalSigner
+from payplane_core.platform import COMPONENTS, port
 
-from payplane_cli import ingress
+from payplane_cli import ingress, prometheus
 from payplane_cli import providers as provider_commands
 
 REPO = Path(__file__).resolve().parents[4]
 PYTHON = sys.executable
+# Everything that signs internal requests, each with its own key (payplane_core.internal_auth).
+INTERNAL_CALLERS = ("gateway", "payments", "providers", "webhooks", "notifier", "cli", "operator")
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,8 @@ class Stack:
     # Envoy's per-client-IP token bucket.
     ingress_ip_rps: int = 50
     ingress_ip_burst: int = 100
+    # The local Prometheus's scrape and rule evaluation interval.
+    scrape_interval: str = "15s"
 
     def __post_init__(self) -> None:
         if self.secrets_dir is None:
@@ -136,8 +143,8 @@ class Stack:
         path = self.secrets_dir / "secrets.json"
         existing = json.loads(path.read_text()) if path.exists() else {}
         wanted = {
-            "INTERNAL_SIGNING_SECRETS": lambda: secrets.token_urlsafe(32),
             "ENCRYPTION_KEYS": lambda: secrets.token_urlsafe(32),
+            **{internal_key_name(caller): generate_key for caller in INTERNAL_CALLERS},
         }
         missing = {k: make() for k, make in wanted.items() if k not in existing}
         if missing:
@@ -148,17 +155,35 @@ class Stack:
                 json.dump(existing, fh)
         return existing
 
+    def internal_signer(self, audience: str, caller: str = "cli") -> InternalSigner:
+        """httpx auth for a tool of this stack (the CLI, the operator, tests) calling a service."""
+        key = self.secrets()[internal_key_name(caller)]
+        return InternalSigner(key, caller=caller, audience=audience)
+
     def common_env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PAYPLANE_", "UV_"))}
-        env |= self.secrets()
+        stack_secrets = self.secrets()
+        env |= {
+            "ENCRYPTION_KEYS": stack_secrets["ENCRYPTION_KEYS"],
+            # Public keys only: every service may know who could call it.
+            "INTERNAL_CALLER_KEYS": ",".join(
+                f"{caller}:{public_key(stack_secrets[internal_key_name(caller)])}"
+                for caller in INTERNAL_CALLERS
+            ),
+        }
         env |= {
             "ENVIRONMENT": "local",
+            # Webhook receivers of local development listen on loopback (payplane_core.egress).
+            "WEBHOOK_URL_ALLOWLIST": "127.0.0.1/32,::1/128",
             "REDIS_URL": self.redis_url,
             "AMQP_URL": self.amqp_url,
             "PAYPLANE_STATE_DIR": str(self.state_dir),
             # The scheme merchants sign in @target-uri: https when Envoy terminates TLS.
             "PUBLIC_SCHEME": "https" if os.environ.get("PAYPLANE_INGRESS_TLS") == "1" else "http",
         }
+        if os.environ.get("PAYPLANE_OTLP") == "1":
+            # Traces to a local OTLP/HTTP collector unless the standard variable says where.
+            env.setdefault("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")
         for name, process in PROCESSES.items():
             if process.port is not None:
                 env[f"{name.upper()}_URL"] = self.url(name)
@@ -166,6 +191,8 @@ class Stack:
 
     def process_env(self, process: Process) -> dict[str, str]:
         env = self.common_env() | {"SERVICE_NAME": process.name}
+        if process.name in INTERNAL_CALLERS:  # its own private key, never another's
+            env["INTERNAL_SIGNING_KEY"] = self.secrets()[internal_key_name(process.name)]
         if process.port is not None:
             env["PORT"] = str(self.port(process.port))
         if process.database is not None:
@@ -174,13 +201,14 @@ class Stack:
 
     # -- lifecycle -------------------------------------------------------------------------
     def pid_of(self, name: str) -> int | None:
+        """The live process we started as ``name``, or None. A pid file whose process has gone,
+        or whose pid now belongs to another process (reused after a reboot or a crash), is
+        stale: forgotten, and that process is never signalled."""
         path = self.run_dir / f"{name}.pid"
         if not path.exists():
             return None
-        pid = int(path.read_text())
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        pid, started = read_pid_file(path)
+        if pid is None or started is None or process_start_time(pid) != started:
             path.unlink(missing_ok=True)
             return None
         return pid
@@ -206,7 +234,7 @@ class Stack:
             start_new_session=True,  # its own process group, so down() stops its children too
         )
         log.close()
-        (self.run_dir / f"{process.name}.pid").write_text(str(child.pid))
+        write_pid_file(self.run_dir / f"{process.name}.pid", child.pid)
         return child.pid
 
     def wait_healthy(self, process: Process, timeout: float = 30.0) -> None:
@@ -232,7 +260,10 @@ class Stack:
         pid = self.pid_of(name)
         if pid is None:
             return False
+        started = process_start_time(pid)
         for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
+            if process_start_time(pid) != started:  # gone, and the pid maybe reused: stop here
+                break
             try:
                 os.killpg(pid, sig)
             except ProcessLookupError:
@@ -244,6 +275,35 @@ class Stack:
                 break
         (self.run_dir / f"{name}.pid").unlink(missing_ok=True)
         return True
+
+
+def process_start_time(pid: int) -> str | None:
+    """When ``pid`` started (clock ticks since boot, /proc/<pid>/stat field 22), or None if no
+    such process: with the pid, it names one process for good."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) is in parentheses and may hold spaces: split after it.
+    return stat.rpartition(")")[2].split()[19]
+
+
+def write_pid_file(path: Path, pid: int) -> None:
+    started = process_start_time(pid)
+    path.write_text(json.dumps({"pid": pid, "start_time": started}))
+
+
+def read_pid_file(path: Path) -> tuple[int | None, str | None]:
+    """(pid, start time); (None, None) for an unreadable or older (bare pid) file."""
+    try:
+        data = json.loads(path.read_text())
+        return int(data["pid"]), data["start_time"]
+    except (OSError, ValueError, TypeError, KeyError):
+        return None, None
+
+
+def internal_key_name(caller: str) -> str:
+    return f"INTERNAL_KEY_{caller.upper()}"
 
 
 def _alive(pid: int) -> bool:
@@ -261,6 +321,10 @@ def _alive(pid: int) -> bool:
 
 
 SERVICES_DIR = REPO / "services"
+
+
+def database(name: str) -> str | None:
+    return COMPONENTS[name].database
 
 
 def service(
@@ -283,10 +347,10 @@ def service(
 PROCESSES: dict[str, Process] = {
     p.name: p
     for p in [
-        service("payments", 8101, database="payments"),
-        service("merchants", 8102, database="merchants"),
+        service("payments", port("payments"), database=database("payments")),
+        service("merchants", port("merchants"), database=database("merchants")),
         # After merchants: it resolves keys there (MERCHANTS_URL).
-        service("gateway", 8103),
+        service("gateway", port("gateway")),
         # Two simulated third-party providers, then providers (which registers them once
         # healthy) and webhooks. The simulators call back through Envoy, started last.
         *(
@@ -301,16 +365,16 @@ PROCESSES: dict[str, Process] = {
         ),
         service(
             "providers",
-            8104,
-            database="providers",
+            port("providers"),
+            database=database("providers"),
             after_start=provider_commands.register_simulators,
         ),
-        service("webhooks", 8105, database="logs"),
+        service("webhooks", port("webhooks"), database=database("webhooks")),
         # The async pipeline. The relay reads the payments database's outbox through its own
         # variable, so DATABASE_URL never points a worker at another service's tables.
         service(
             "relay",
-            8111,
+            port("relay"),
             folder="workers",
             app="workers.relay.main:create_app",
             env=lambda stack: {"OUTBOX_DATABASE_URL": stack.database_url("payments")},
@@ -319,10 +383,10 @@ PROCESSES: dict[str, Process] = {
         # After merchants: it reads webhook URLs and secrets there.
         service(
             "notifier",
-            8112,
+            port("notifier"),
             folder="workers",
             app="workers.notifier.main:create_app",
-            database="notifier",
+            database=database("notifier"),
             health="/ready",
         ),
     ]
@@ -334,4 +398,12 @@ PROCESSES["envoy"] = Process(
     argv=ingress.argv,
     port=ingress.LISTEN_PORT,
     prepare=ingress.prepare,
+)
+# Then Prometheus, scraping all of the above (Envoy through its admin port).
+PROCESSES["prometheus"] = Process(
+    name="prometheus",
+    argv=prometheus.argv,
+    port=prometheus.BASE_PORT,
+    prepare=prometheus.prepare,
+    health="/-/ready",
 )
