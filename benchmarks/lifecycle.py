@@ -17,7 +17,8 @@ until every created payment's final webhook is verified (the drain), and reports
 A rate the platform cannot keep up with (fewer than 95 % of the offered creates answered 201,
 or payments unfinished after the drain) is where it saturates: higher rates are not offered.
 
-``PAYPLANE_BENCH_QUICK=1``: 10 s at 25 and 50 per second only.
+``PAYPLANE_BENCH_QUICK=1``: 10 s at 25 and 50 per second only; ``PAYPLANE_BENCH_RATES=25,50``
+chooses the rates.
 ``PAYPLANE_BENCH_PROFILE=DIR``: py-spy records every Python server process during each rate
 (flame graphs in DIR; the profiler's own CPU is then in the figures, so compare with care).
 """
@@ -38,7 +39,9 @@ from payplane_cli import local
 from payplane_cli.stack import PROCESSES, Stack
 
 QUICK = os.environ.get("PAYPLANE_BENCH_QUICK") == "1"
-RATES = (25, 50) if QUICK else (50, 100, 150, 200)
+RATES = tuple(
+    int(rate) for rate in os.environ.get("PAYPLANE_BENCH_RATES", "").split(",") if rate
+) or ((25, 50) if QUICK else (50, 100, 150, 200))
 SECONDS = 10 if QUICK else 30
 DRAIN_SECONDS = 60
 WARMUP = (10, 3)  # per second, seconds: connections, caches and JIT-less Python warmed first
