@@ -15,15 +15,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from payments.core.config import Settings
 
 
-def get_settings(request: Request) -> Settings:
+# async (they await nothing): FastAPI runs a plain def dependency in its thread pool, a
+# thread hop per request for a dictionary lookup.
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_engine(request: Request) -> AsyncEngine:
+async def get_engine(request: Request) -> AsyncEngine:
     return request.app.state.engine
 
 
-def get_sessions(request: Request) -> async_sessionmaker:
+async def get_sessions(request: Request) -> async_sessionmaker:
     return request.app.state.sessions
 
 

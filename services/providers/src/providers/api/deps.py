@@ -10,11 +10,13 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from providers.flow import FlowDeps
 
 
-def get_sessions(request: Request) -> async_sessionmaker:
+# async (they await nothing): FastAPI runs a plain def dependency in its thread pool, a
+# thread hop per request for a dictionary lookup.
+async def get_sessions(request: Request) -> async_sessionmaker:
     return request.app.state.sessions
 
 
-def get_flow(request: Request) -> FlowDeps:
+async def get_flow(request: Request) -> FlowDeps:
     return request.app.state.flow
 
 

@@ -10,11 +10,13 @@ from simulator.core.config import Settings
 from simulator.ledger import Ledger
 
 
-def get_settings(request: Request) -> Settings:
+# async (they await nothing): FastAPI runs a plain def dependency in its thread pool, a
+# thread hop per request for a dictionary lookup.
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_ledger(request: Request) -> Ledger:
+async def get_ledger(request: Request) -> Ledger:
     return request.app.state.ledger
 
 
