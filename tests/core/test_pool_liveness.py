@@ -68,19 +68,20 @@ async def test_a_connection_in_steady_use_is_not_pinged(monkeypatch):
     engine = create_engine(URL, pool_size=1, max_overflow=0)
     try:
         await _backend_pid(engine)
-        driver = await _pooled_driver_connection(engine)
-        real_fetchrow = driver.fetchrow
+        async with engine.connect() as conn:
+            adapted = (await conn.get_raw_connection()).dbapi_connection
+        real_ping = type(adapted).ping
 
-        async def counting_fetchrow(query, *args, **kwargs):
-            pings.append(query)
-            return await real_fetchrow(query, *args, **kwargs)
+        def counting_ping(self):
+            pings.append(self)
+            return real_ping(self)
 
-        monkeypatch.setattr(driver, "fetchrow", counting_fetchrow)
+        monkeypatch.setattr(type(adapted), "ping", counting_ping)
         for _ in range(3):
             await _backend_pid(engine)
         assert pings == []
         monkeypatch.setattr(db, "IDLE_PING_SECONDS", 0.0)
         await _backend_pid(engine)
-        assert pings == [";"]  # the same check, once idle
+        assert pings == [adapted]  # the same check, once idle
     finally:
         await engine.dispose()
