@@ -19,7 +19,9 @@ _MODEL = TypeAdapter(Ingress)
 
 
 def _resolve(document: Any, dynamic_dir: Path) -> Any:
-    return json.loads(json.dumps(document).replace(render._DYNAMIC_DIR, str(dynamic_dir)))
+    return json.loads(
+        json.dumps(document).replace(render.DYNAMIC_DIR_PLACEHOLDER, str(dynamic_dir))
+    )
 
 
 def write_atomic(path: Path, document: Any) -> None:

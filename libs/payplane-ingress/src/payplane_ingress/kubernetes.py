@@ -84,7 +84,7 @@ def _admin_cluster(ingress: Ingress) -> dict[str, Any]:
 
 
 def _resolve(document: Any) -> Any:
-    return json.loads(json.dumps(document).replace(render._DYNAMIC_DIR, DYNAMIC_DIR))
+    return json.loads(json.dumps(document).replace(render.DYNAMIC_DIR_PLACEHOLDER, DYNAMIC_DIR))
 
 
 def bootstrap(ingress: Ingress) -> dict[str, Any]:
