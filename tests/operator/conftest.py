@@ -13,7 +13,16 @@ from payplane_cli.stack import Stack, internal_key_name
 
 from tests.support.kube import KubeClient, emulator, wait_for, watching
 
-PLATFORM = ["payments", "merchants", "gateway", "sim-a", "sim-b", "providers", "envoy"]
+PLATFORM = [
+    "payments",
+    "merchants",
+    "gateway",
+    "sim-a",
+    "sim-b",
+    "providers",
+    "webhooks",
+    "envoy",
+]
 PEERING = {
     "apiVersion": "kopf.dev/v1",
     "kind": "ClusterKopfPeering",
@@ -44,6 +53,16 @@ def operator_env(stack: Stack, server: str, **extra: str) -> dict[str, str]:
 
 @pytest.fixture(scope="package")
 async def api():
+    async with emulator() as (emu, url):
+        kube = KubeClient(url)
+        await kube.create("kopf.dev/v1/clusterkopfpeerings", PEERING)
+        yield emu, url, kube
+        await kube.aclose()
+
+
+@pytest.fixture
+async def own_api():
+    """An API server of the test's own, so the in-process operator never sees its resources."""
     async with emulator() as (emu, url):
         kube = KubeClient(url)
         await kube.create("kopf.dev/v1/clusterkopfpeerings", PEERING)
