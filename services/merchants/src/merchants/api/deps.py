@@ -32,7 +32,7 @@ async def get_redis(request: Request) -> Redis:
     return request.app.state.redis
 
 
-def get_merchants(request: Request) -> Merchants:
+async def get_merchants(request: Request) -> Merchants:
     return request.app.state.merchants
 
 
