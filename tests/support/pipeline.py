@@ -44,6 +44,10 @@ def topology_env(tag: str | None = None) -> dict[str, str]:
         "NOTIFIER_QUEUE": f"unit.{tag}.notifier",
         "DEAD_LETTER_EXCHANGE": f"unit.{tag}.dlx",
         "DEAD_LETTER_QUEUE": f"unit.{tag}.dlq",
+        # The relay declares the providers' queue too: ours, never the stack's.
+        "PROVIDERS_QUEUE": f"unit.{tag}.providers",
+        "PROVIDERS_DEAD_LETTER": f"unit.{tag}.providers.dlx",
+        "PROVIDERS_QUEUE_REPLACES": "",
     }
 
 
@@ -51,9 +55,18 @@ async def delete_topology(env: dict[str, str]) -> None:
     connection = await aio_pika.connect(AMQP_URL, timeout=5)
     async with connection:
         channel = await connection.channel()
-        for queue in (env["NOTIFIER_QUEUE"], env["DEAD_LETTER_QUEUE"]):
+        for queue in (
+            env["NOTIFIER_QUEUE"],
+            env["DEAD_LETTER_QUEUE"],
+            env["PROVIDERS_QUEUE"],
+            env["PROVIDERS_DEAD_LETTER"],
+        ):
             await channel.queue_delete(queue)
-        for exchange in (env["AMQP_EXCHANGE"], env["DEAD_LETTER_EXCHANGE"]):
+        for exchange in (
+            env["AMQP_EXCHANGE"],
+            env["DEAD_LETTER_EXCHANGE"],
+            env["PROVIDERS_DEAD_LETTER"],
+        ):
             await channel.exchange_delete(exchange)
 
 
