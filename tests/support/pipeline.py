@@ -107,22 +107,25 @@ async def insert_outbox_events(
     count: int,
     *,
     routing_key: str = "payment.pending",
+    event_type: str | None = None,
     merchant_id: str = "mer_test",
 ) -> list[str]:
-    """Outbox rows as the payments service writes them (for relay-only tests and the bench)."""
+    """Outbox rows as the payments service writes them (for relay-only tests and the bench);
+    ``event_type`` (default: the routing key) is the body's, for a row routed elsewhere."""
+    event_type = event_type or routing_key
     at = datetime.now(UTC)
     rows = []
     for _ in range(count):
         event_id, payment_id = new_id("evt"), new_id("pay")
         payload = {
-            "type": routing_key,
+            "type": event_type,
             "timestamp": at.isoformat(),
             "data": {
                 "id": payment_id,
                 "merchant_id": merchant_id,
                 "amount": 1000,
                 "currency": "EUR",
-                "status": routing_key.split(".", 1)[-1],
+                "status": event_type.split(".", 1)[-1],
             },
         }
         rows.append(
@@ -130,7 +133,7 @@ async def insert_outbox_events(
                 "id": event_id,
                 "payment_id": payment_id,
                 "merchant_id": merchant_id,
-                "event_type": routing_key,
+                "event_type": event_type,
                 "routing_key": routing_key,
                 "payload": json.dumps(payload),
                 "headers": json.dumps({"x-request-id": f"req-{event_id}"}),
