@@ -35,10 +35,11 @@ class Refused(ServiceError):
 
 
 def internal_http(
-    base_url: str, *, signer: InternalSigner, timeout: float = 10
+    base_url: str, *, signer: InternalSigner, timeout: float = 10, **options: Any
 ) -> httpx.AsyncClient:
-    """The one way a tool talks to a service: every request signed by ``signer``."""
-    return httpx.AsyncClient(base_url=base_url, auth=signer, timeout=timeout)
+    """The one way a service or tool talks to a service: every request signed by ``signer``
+    (``options``: more ``httpx.AsyncClient`` arguments, e.g. a transport)."""
+    return httpx.AsyncClient(base_url=base_url, auth=signer, timeout=timeout, **options)
 
 
 class InternalClient:

@@ -29,9 +29,9 @@ def create_app(
             socket_timeout=settings.REDIS_TIMEOUT_SECONDS,
             socket_connect_timeout=settings.REDIS_TIMEOUT_SECONDS,
         )
-        merchants = httpx.AsyncClient(
-            base_url=settings.MERCHANTS_URL,
-            auth=settings.internal_signer("merchants"),
+        merchants = settings.internal_http(
+            "merchants",
+            settings.MERCHANTS_URL,
             timeout=settings.MERCHANTS_TIMEOUT_SECONDS,
             transport=merchants_transport,
         )

@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
-import httpx
 from fastapi import FastAPI
 from payplane_core.app import create_service_app
 from payplane_core.breaker import report_failures_into_breaker
@@ -50,10 +49,8 @@ async def reconciliation(settings: Settings, engine, sessions, clock: Clock) -> 
     if not settings.RECONCILE_ENABLED:
         yield
         return
-    providers = httpx.AsyncClient(
-        base_url=settings.PROVIDERS_URL,
-        auth=settings.internal_signer("providers"),
-        timeout=settings.RECONCILE_CALL_TIMEOUT_SECONDS,
+    providers = settings.internal_http(
+        "providers", settings.PROVIDERS_URL, timeout=settings.RECONCILE_CALL_TIMEOUT_SECONDS
     )
     reconciler = reconcile.Reconciler(
         engine,

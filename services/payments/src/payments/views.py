@@ -1,6 +1,6 @@
 """How a payment is shown: to the merchant, to internal callers and inside its events."""
 
-import json
+from payplane_core.strictjson import compact
 
 from payments.models import Payment
 from payments.schemas import PaymentOut
@@ -23,4 +23,4 @@ def payment_json(payment: Payment) -> dict:
 
 def payment_body(payment: Payment) -> str:
     """The response body exactly as sent and as stored for an Idempotency-Key replay."""
-    return json.dumps(payment_json(payment), separators=(",", ":"))
+    return compact(payment_json(payment))

@@ -18,19 +18,19 @@ from merchants.core.config import Settings
 log = logging.getLogger(__name__)
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_sessions(request: Request) -> async_sessionmaker:
+async def get_sessions(request: Request) -> async_sessionmaker:
     return request.app.state.sessions
 
 
-def get_box(request: Request) -> SecretBox:
+async def get_box(request: Request) -> SecretBox:
     return request.app.state.box
 
 
-def get_redis(request: Request) -> Redis:
+async def get_redis(request: Request) -> Redis:
     return request.app.state.redis
 
 

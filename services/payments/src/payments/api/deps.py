@@ -18,15 +18,15 @@ from payments.core.config import Settings
 from payments.quota import QuotaLedger
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_engine(request: Request) -> AsyncEngine:
+async def get_engine(request: Request) -> AsyncEngine:
     return request.app.state.engine
 
 
-def get_sessions(request: Request) -> async_sessionmaker:
+async def get_sessions(request: Request) -> async_sessionmaker:
     return request.app.state.sessions
 
 
@@ -35,11 +35,11 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-def get_clock(request: Request) -> Clock:
+async def get_clock(request: Request) -> Clock:
     return request.app.state.clock
 
 
-def get_quota(request: Request) -> QuotaLedger | None:
+async def get_quota(request: Request) -> QuotaLedger | None:
     return request.app.state.quota
 
 

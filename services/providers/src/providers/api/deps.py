@@ -10,11 +10,11 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from providers.flow import FlowDeps
 
 
-def get_sessions(request: Request) -> async_sessionmaker:
+async def get_sessions(request: Request) -> async_sessionmaker:
     return request.app.state.sessions
 
 
-def get_flow(request: Request) -> FlowDeps:
+async def get_flow(request: Request) -> FlowDeps:
     return request.app.state.flow
 
 
