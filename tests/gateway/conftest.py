@@ -1,4 +1,5 @@
 import secrets
+import time
 from contextlib import asynccontextmanager
 
 import httpx
@@ -29,13 +30,13 @@ async def redis():
 
 
 @asynccontextmanager
-async def gateway_app(svc, **overrides):
-    app = make_gateway(svc, **overrides)
+async def gateway_app(svc, clock=time.time, **overrides):
+    app = make_gateway(svc, clock=clock, **overrides)
     async with app.router.lifespan_context(app):
         yield app
 
 
-def make_gateway(svc, *, in_process_merchants: bool = True, **overrides):
+def make_gateway(svc, *, in_process_merchants: bool = True, clock=time.time, **overrides):
     """A gateway app, lifespan not started (``support.live.serve`` starts it)."""
     settings = Settings(
         **{
@@ -46,12 +47,35 @@ def make_gateway(svc, *, in_process_merchants: bool = True, **overrides):
             **overrides,
         }
     )
-    return create_app(settings, merchants_transport=svc.transport if in_process_merchants else None)
+    transport = svc.transport if in_process_merchants else None
+    return create_app(settings, merchants_transport=transport, clock=clock)
+
+
+class MovableClock:
+    """The gateway's key-expiry clock: Unix time plus ``offset``, which a test may move."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
 
 
 @pytest.fixture(scope="package")
-async def gateway(svc):
-    async with gateway_app(svc) as app:
+def gateway_clock() -> MovableClock:
+    return MovableClock()
+
+
+@pytest.fixture
+def clock(gateway_clock):
+    """The shared gateway's clock, put back after the test."""
+    yield gateway_clock
+    gateway_clock.offset = 0.0
+
+
+@pytest.fixture(scope="package")
+async def gateway(svc, gateway_clock):
+    async with gateway_app(svc, clock=gateway_clock) as app:
         yield app
 
 

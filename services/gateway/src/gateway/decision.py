@@ -9,6 +9,8 @@ admission script), reads and signed writes alike. A cache miss adds one call to 
 service and one SET.
 """
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
@@ -57,6 +59,7 @@ class Gate:
     box: SecretBox
     admitter: Admitter
     signing_key: Ed25519PrivateKey
+    clock: Callable[[], float] = time.time  # key expiry (tests move it instead of sleeping)
 
 
 def split_target(target: str) -> str:
@@ -136,6 +139,7 @@ async def _key_record(gate: Gate, call: Call) -> keys.KeyRecord:
         box=gate.box,
         ttl_seconds=gate.settings.KEY_CACHE_TTL_SECONDS,
         unknown_ttl_seconds=gate.settings.UNKNOWN_KEY_CACHE_TTL_SECONDS,
+        now=gate.clock(),
     )
 
 

@@ -128,6 +128,7 @@ async def resolve(
     box: SecretBox,
     ttl_seconds: int,
     unknown_ttl_seconds: int,
+    now: float | None = None,
 ) -> KeyRecord:
     """The record behind ``key``, checked (revoked, expired, merchant); raises Denied."""
     key_hash = hash_key(key)
@@ -154,7 +155,7 @@ async def resolve(
             "This API key is not known.",
             www_authenticate='Bearer error="invalid_token"',
         )
-    check_usable(record)
+    check_usable(record, now)
     return record
 
 
