@@ -75,7 +75,15 @@ class InternalClient:
         await self.http.aclose()
 
 
-class MerchantsClient(InternalClient):
+class SecretKeeper(InternalClient):
+    """A service that keeps secrets sealed with ENCRYPTION_KEYS (merchants, providers)."""
+
+    async def reencrypt_secrets(self) -> int:
+        """Re-seal with the first key what older keys sealed; returns how many."""
+        return (await self.json("POST", "/internal/v1/secrets/reencrypt"))["reencrypted"]
+
+
+class MerchantsClient(SecretKeeper):
     service = "merchants"
     base = "/internal/v1/merchants"
 
@@ -105,7 +113,7 @@ class MerchantsClient(InternalClient):
                 raise
 
 
-class ProvidersClient(InternalClient):
+class ProvidersClient(SecretKeeper):
     service = "providers"
     base = "/internal/v1/providers"
 

@@ -17,7 +17,7 @@ from payplane_core.db import create_engine, ping, session_factory
 from redis.asyncio import Redis
 
 from providers import consumer, health
-from providers.api.routes import providers, reconciliation
+from providers.api.routes import providers, reconciliation, secrets
 from providers.core.config import Settings
 from providers.flow import FlowDeps
 from providers.platform import MerchantsClient, PaymentsClient
@@ -115,7 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     return create_service_app(
         settings=settings,
-        routers=[providers.router, reconciliation.router],
+        routers=[providers.router, reconciliation.router, secrets.router],
         lifespan=lifespan,
         readiness=[("database", database), ("redis", redis_ok), ("consumer", consumer_ok)],
     )
