@@ -76,3 +76,24 @@ def test_the_repository_files_render(renderer):
     on_disk = len(list((CHARTS / "payplane" / "rules").glob("*.yaml")))
     docs = renderer.docs()
     assert len([d for d in docs if d["kind"] == "PrometheusRule"]) == on_disk
+
+
+def test_runbook_links_point_where_the_operator_keeps_runbooks(renderer):
+    base = "https://wiki.example.com/payplane/runbooks"
+    values = {"global": {"monitoring": {"runbookBaseUrl": base + "/"}}}
+
+    def links(docs: list[dict]) -> list[str]:
+        return [
+            rule["annotations"]["runbook_url"]
+            for doc in docs
+            if doc["kind"] == "PrometheusRule"
+            for group in doc["spec"]["groups"]
+            for rule in group["rules"]
+            if "alert" in rule
+        ]
+
+    default, moved = links(renderer.docs()), links(renderer.docs(values=values))
+    assert default and all(url.startswith("https://github.com/payplane/") for url in default)
+    assert [url.removeprefix(base) for url in moved] == [
+        url.split("/docs/runbooks", 1)[1] for url in default
+    ]

@@ -13,7 +13,7 @@ from tests.observability.conftest import pay, wait_for
 
 pytestmark = pytest.mark.e2e
 # The operator reconciles Kubernetes resources; the local stack runs no operator process, so
-# its dashboard has nothing to show here (its queries are still parsed by the as-code tests).
+# its dashboard is proven against a Prometheus of its own in tests/operator/test_dashboard.py.
 NOT_IN_LOCAL_STACK = {"operator"}
 ID_LIKE = re.compile(r"\b(mer|pay|key|evt|del|chg|msg|req)_[A-Za-z0-9]{6,}")
 

@@ -51,6 +51,16 @@ async def api():
         await kube.aclose()
 
 
+@pytest.fixture
+async def own_api():
+    """An API server of the test's own, so the in-process operator never sees its resources."""
+    async with emulator() as (emu, url):
+        kube = KubeClient(url)
+        await kube.create("kopf.dev/v1/clusterkopfpeerings", PEERING)
+        yield emu, url, kube
+        await kube.aclose()
+
+
 @pytest.fixture(scope="package")
 async def kube(api):
     return api[2]

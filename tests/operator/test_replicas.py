@@ -25,7 +25,7 @@ from tests.operator.test_merchants import (
     ready,
     unique,
 )
-from tests.support.kube import Emulator, KubeClient, emulator, wait_for, watching
+from tests.support.kube import Emulator, wait_for, watching
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -53,15 +53,6 @@ def stop(process: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(5)
-
-
-@pytest.fixture
-async def own_api():
-    async with emulator() as (emu, url):
-        kube = KubeClient(url)
-        await kube.create("kopf.dev/v1/clusterkopfpeerings", PEERING)
-        yield emu, url, kube
-        await kube.aclose()
 
 
 async def merchants_with_ref(stack, uid: str) -> int:
