@@ -51,31 +51,9 @@ def make_gateway(svc, *, in_process_merchants: bool = True, clock=time.time, **o
     return create_app(settings, merchants_transport=transport, clock=clock)
 
 
-class MovableClock:
-    """The gateway's key-expiry clock: Unix time plus ``offset``, which a test may move."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def __call__(self) -> float:
-        return time.time() + self.offset
-
-
 @pytest.fixture(scope="package")
-def gateway_clock() -> MovableClock:
-    return MovableClock()
-
-
-@pytest.fixture
-def clock(gateway_clock):
-    """The shared gateway's clock, put back after the test."""
-    yield gateway_clock
-    gateway_clock.offset = 0.0
-
-
-@pytest.fixture(scope="package")
-async def gateway(svc, gateway_clock):
-    async with gateway_app(svc, clock=gateway_clock) as app:
+async def gateway(svc, app_clock):
+    async with gateway_app(svc, clock=app_clock.unix) as app:
         yield app
 
 

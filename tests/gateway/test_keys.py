@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+from datetime import timedelta
 
 import httpx
 from payplane_core.apikeys import hash_key, key_cache_key
@@ -86,7 +87,7 @@ async def test_rotation_keeps_the_old_key_for_its_grace_period(gw, svc, creds, c
     # the new key cannot sign with the old key's secret
     response = await ask_gateway(gw, write(creds, new_key, new_id, creds["signing_secret"]))
     assert response.status_code == 403
-    clock.offset = 61  # the grace period is over (the old key is still in the gateway's cache)
+    clock.offset = timedelta(seconds=61)  # past the grace period; the old key is still cached
     response = await ask_gateway(gw, write(creds))
     assert response.status_code == 401 and response.json()["reason"] == "key-expired"
     assert (await ask_gateway(gw, write(creds, new_key, new_id, new_secret))).status_code == 200
@@ -102,7 +103,7 @@ async def test_expired_key_is_refused_even_from_cache(gw, svc, creds, clock):
         ).json()
     assert issued["secret_key"].startswith("rk_") and issued["signing_secret"] is None
     assert (await ask_gateway(gw, read(issued["secret_key"]))).status_code == 200
-    clock.offset = 61  # cached, and now past its expiry
+    clock.offset = timedelta(seconds=61)  # cached, and now past its expiry
     response = await ask_gateway(gw, read(issued["secret_key"]))
     assert response.status_code == 401 and response.json()["reason"] == "key-expired"
 

@@ -1,5 +1,3 @@
-from datetime import UTC, datetime, timedelta
-
 import pytest
 from payments.core.config import Settings
 from payments.main import create_app
@@ -16,28 +14,6 @@ async def db_url():
     return await fresh_database("payments", "payments")
 
 
-class MovableClock:
-    """The app's clock: the wall clock plus ``offset``, which a test may move (and must put
-    back; the ``clock`` fixture does)."""
-
-    def __init__(self) -> None:
-        self.offset = timedelta(0)
-
-    def __call__(self) -> datetime:
-        return datetime.now(UTC) + self.offset
-
-
-@pytest.fixture(scope="package")
-def app_clock() -> MovableClock:
-    return MovableClock()
-
-
-@pytest.fixture
-def clock(app_clock):
-    yield app_clock
-    app_clock.offset = timedelta(0)
-
-
 @pytest.fixture(scope="package")
 async def app(db_url, app_clock):
     app = create_app(
@@ -47,7 +23,7 @@ async def app(db_url, app_clock):
             RECONCILE_ENABLED=False,  # test_reconcile.py drives it with its own clock
             **internal_settings("payments"),
         ),
-        clock=app_clock,
+        clock=app_clock.now,
     )
     async with app.router.lifespan_context(app):
         yield app
