@@ -193,7 +193,8 @@ def _signed(secret: str, body: bytes, *, msg_id: str, at: float) -> dict:
 
 def test_forged_stale_and_replayed_webhooks_are_403_and_audited(stack, ingress_url, internal):
     secret = simulator_credentials(stack, "sim-a")["webhook_secret"]
-    body = json.dumps({"type": "charge.succeeded", "data": {"payment_id": "pay_nope"}}).encode()
+    data = {"payment_id": "pay_nope", "amount": 1000, "currency": "EUR"}
+    body = json.dumps({"type": "charge.succeeded", "data": data}).encode()
     msg_id = f"msg_e2e_{time.time_ns()}"
     good = _signed(secret, body, msg_id=msg_id, at=time.time())
     cases = {
@@ -240,3 +241,46 @@ def test_duplicate_provider_webhook_changes_nothing(shop, receiver, sims, stack,
     assert [e["type"] for e in receiver.events if e["data"]["id"] == payment_id].count(
         "payment.succeeded"
     ) == 1
+
+
+def test_a_5xx_after_the_charge_does_not_lead_to_a_double_charge(shop, receiver, sims):
+    """sim-a charges, then answers 500. Taken as "not charged", this would fail over and charge
+    again at sim-b; taken as ambiguous, the cancel at sim-a says "already charged" and the
+    payment stays there."""
+    before = {n: s.get("/v1/stats").json()["charges_made"] for n, s in sims.items()}
+    sims["sim-a"].put("/v1/control", json={"error_after_charge_rate": 1.0})
+    try:
+        payment_id = pay(shop, 1000)
+        final = receiver.final_event(payment_id)
+    finally:
+        sims["sim-a"].put("/v1/control", json={})
+    assert (final["type"], final["data"]["provider"]) == ("payment.succeeded", "sim-a")
+    assert sims["sim-b"].get(f"/v1/charges/{payment_id}").status_code == 404
+    after = {n: s.get("/v1/stats").json()["charges_made"] for n, s in sims.items()}
+    assert (after["sim-a"] - before["sim-a"], after["sim-b"] - before["sim-b"]) == (1, 0)
+
+
+def test_a_callback_from_the_wrong_provider_is_refused(
+    shop, receiver, stack, ingress_url, internal
+):
+    """The payment is held by one simulator; the other, correctly signed, reports it failed: a
+    409 problem through the ingress, audited as rejected, and the payment stays succeeded."""
+    payment_id = pay(shop, 1000)
+    holder = receiver.final_event(payment_id)["data"]["provider"]
+    other = next(name for name in SIMULATORS if name != holder)
+    before = story(shop, payment_id)
+    secret = simulator_credentials(stack, other)["webhook_secret"]
+    data = {"payment_id": payment_id, "amount": 1000, "currency": "EUR", "status": "failed"}
+    body = json.dumps({"type": "charge.failed", "data": data}).encode()
+    headers = _signed(secret, body, msg_id=f"msg_wrong_{payment_id}", at=time.time())
+    headers["webhook-provider"] = other
+    answer = httpx.post(ingress_url + HOOK, content=body, headers=headers)
+    assert answer.status_code == 409, answer.text
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.json()["reason"] == "wrong-provider"
+    assert story(shop, payment_id) == before
+    rows = internal.get(
+        stack.url("webhooks") + "/internal/v1/webhook-logs",
+        params={"payment_id": payment_id, "verdict": "rejected"},
+    ).json()["data"]
+    assert [(r["provider"], r["reason"]) for r in rows] == [(other, "wrong-provider")]

@@ -18,6 +18,7 @@ import httpx
 import pytest
 from payplane_cli.providers import SIMULATORS, simulator_credentials
 from payplane_cli.stack import PROCESSES
+from payplane_core import messaging
 
 from tests.load.conftest import (
     GIVE_UP_AFTER_SECONDS,
@@ -91,7 +92,7 @@ def test_lost_callbacks_are_recovered_by_status_sync(stack, shop, receiver):
 async def _unbound_consumer_queue(stack):
     connection = await aio_pika.connect_robust(stack.amqp_url)
     channel = await connection.channel()
-    queue = await channel.get_queue("providers.payment-pending", ensure=True)
+    queue = await channel.get_queue(messaging.PROVIDERS_QUEUE.name, ensure=True)
     return connection, queue
 
 

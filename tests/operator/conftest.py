@@ -13,7 +13,16 @@ from payplane_cli.stack import Stack, internal_key_name
 
 from tests.support.kube import KubeClient, emulator, wait_for, watching
 
-PLATFORM = ["payments", "merchants", "gateway", "sim-a", "sim-b", "providers", "envoy"]
+PLATFORM = [
+    "payments",
+    "merchants",
+    "gateway",
+    "sim-a",
+    "sim-b",
+    "providers",
+    "webhooks",
+    "envoy",
+]
 PEERING = {
     "apiVersion": "kopf.dev/v1",
     "kind": "ClusterKopfPeering",

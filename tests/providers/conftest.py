@@ -1,11 +1,13 @@
 import asyncio
 import json
+from dataclasses import dataclass
 
 import aio_pika
 import httpx
 import pytest
 from payments.core.config import Settings as PaymentsSettings
 from payments.main import create_app as payments_app
+from payplane_core import messaging
 from providers.core.config import Settings
 from providers.main import create_app
 from redis.asyncio import Redis
@@ -21,7 +23,21 @@ from tests.support.providers_flow import ENCRYPTION_KEY, ingress_stand_in, whsec
 
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/payplane_test"
 EXCHANGE = "p6test.payments"
-QUEUE = "p6test.providers.payment-pending"
+QUEUE = "p6test.providers.payment-pending.quorum"
+DEAD_LETTER = "p6test.providers.payment-pending.dead-letter"
+TOPOLOGY = messaging.Topology(
+    exchange=EXCHANGE,
+    queues=(
+        messaging.ConsumerQueue(
+            name=QUEUE,
+            binding="payment.pending",
+            dead_letter_exchange=DEAD_LETTER,
+            dead_letter_queue=DEAD_LETTER,
+            # The classic queue of earlier runs in this vhost: drained and deleted.
+            replaces="p6test.providers.payment-pending",
+        ),
+    ),
+)
 REDIS_URL = "redis://127.0.0.1:6379/2"
 BREAKER_PREFIX = "p6test:cb:provider:"
 SIMULATORS = {"sim-a": 1, "sim-b": 2}  # name -> priority
@@ -46,13 +62,31 @@ async def providers_db():
 
 @pytest.fixture(scope="package")
 async def amqp():
-    connection = await aio_pika.connect_robust(AMQP_URL)
+    connection = await aio_pika.connect(AMQP_URL)
     channel = await connection.channel()
-    exchange = await channel.declare_exchange(EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True)
-    queue = await channel.declare_queue(QUEUE, durable=True)
-    await queue.purge()  # leftovers of an interrupted earlier run
-    yield exchange
+    exchange, queues = await messaging.declare(channel, TOPOLOGY)
+    await messaging.retire_replaced(connection, TOPOLOGY)
+    dead = await channel.declare_queue(DEAD_LETTER, passive=True)
+    for queue in (queues[QUEUE], dead):
+        await queue.purge()  # leftovers of an interrupted earlier run
+    yield Broker(exchange, dead)
     await connection.close()
+
+
+@dataclass
+class Broker:
+    exchange: aio_pika.abc.AbstractExchange
+    dead_letters: aio_pika.abc.AbstractQueue
+
+    async def dead_lettered(self, message_id: str, *, within: float = 30) -> dict:
+        """Wait for ``message_id`` in the dead-letter queue; returns its headers."""
+        async with asyncio.timeout(within):
+            while True:
+                message = await self.dead_letters.get(no_ack=True, fail=False)
+                if message is not None and message.message_id == message_id:
+                    return message.headers or {}
+                if message is None:
+                    await asyncio.sleep(0.1)
 
 
 @pytest.fixture(scope="package")
@@ -81,6 +115,7 @@ async def platform(payments_url, providers_db, amqp, redis):
         AMQP_URL=AMQP_URL,
         AMQP_EXCHANGE=EXCHANGE,
         AMQP_QUEUE=QUEUE,
+        AMQP_DEAD_LETTER=DEAD_LETTER,
         PAYMENTS_URL=payments_url,
         BREAKER_PREFIX=BREAKER_PREFIX,
         RETRY_DELAY_SECONDS=0.3,
@@ -102,7 +137,7 @@ async def platform(payments_url, providers_db, amqp, redis):
         ):
             sims = {}
             async with _simulators(ingress_url, sims):
-                yield Platform(payments_url, providers_url, sims)
+                yield Platform(payments_url, providers_url, sims, ingress_url, webhooks_url)
 
 
 class _simulators:
@@ -133,8 +168,10 @@ class _simulators:
 
 
 class Platform:
-    def __init__(self, payments_url, providers_url, sims):
+    def __init__(self, payments_url, providers_url, sims, ingress_url, webhooks_url):
         self.payments_url, self.providers_url, self.sims = payments_url, providers_url, sims
+        self.ingress_url = ingress_url  # where providers' callbacks go
+        self.webhooks_url = webhooks_url
 
 
 @pytest.fixture(scope="package")
@@ -179,8 +216,8 @@ async def sims(platform, registry, redis):
 
 
 class Payments:
-    def __init__(self, merchant: httpx.AsyncClient, exchange) -> None:
-        self.merchant, self.exchange = merchant, exchange
+    def __init__(self, merchant: httpx.AsyncClient, broker: Broker) -> None:
+        self.merchant, self.broker, self.exchange = merchant, broker, broker.exchange
 
     async def create(self, amount: int = 1000, currency: str = "EUR", **extra) -> dict:
         response = await self.merchant.post(
@@ -189,7 +226,9 @@ class Payments:
         assert response.status_code == 201, response.text
         return response.json()
 
-    async def publish(self, payment: dict, *, body: bytes | None = None) -> None:
+    async def publish(
+        self, payment: dict, *, body: bytes | None = None, message_id: str | None = None
+    ) -> None:
         """What the outbox relay publishes for a new payment."""
         event = {"type": "payment.pending", "timestamp": payment["created_at"], "data": payment}
         await self.exchange.publish(
@@ -197,7 +236,7 @@ class Payments:
                 body or json.dumps(event).encode(),
                 content_type="application/json",
                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                message_id=f"evt_test_{payment['id']}",
+                message_id=message_id or f"evt_test_{payment['id']}",
             ),
             routing_key="payment.pending",
         )

@@ -2,14 +2,19 @@
 payments, with failover, circuit breakers and never a double charge."""
 
 import asyncio
+import json
 import time
+from datetime import UTC, datetime
 
+import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
+from standardwebhooks import Webhook
 
+from tests.support.internal import GatewayAuth
 from tests.support.pipeline import wait_until
 
-from .conftest import OPEN_SECONDS, THRESHOLD
+from .conftest import OPEN_SECONDS, SIM_SECRETS, THRESHOLD
 
 
 def steps(story: dict) -> list[tuple[str, str]]:
@@ -163,8 +168,138 @@ async def test_unfinished_attempt_is_settled_before_failover(payments, sims, pro
     assert await charge_of(sims["sim-b"], payment["id"]) is None
 
 
-async def test_malformed_message_is_dropped_and_consumption_goes_on(payments, sims):
+async def test_malformed_message_is_dead_lettered_and_consumption_goes_on(payments, sims):
     payment = await payments.create(1000)
-    await payments.publish(payment, body=b"not json at all")
+    await payments.publish(payment, body=b"not json at all", message_id="evt_malformed")
+    event = {"type": "payment.pending", "timestamp": payment["created_at"], "data": payment}
+    wrong = json.dumps(event | {"data": payment | {"amount": "1000"}}).encode()
+    await payments.publish(payment, body=wrong, message_id="evt_amount_as_text")
     await payments.publish(payment)
     await payments.wait_status(payment["id"], "succeeded")
+    await payments.broker.dead_lettered("evt_malformed", within=5)
+    await payments.broker.dead_lettered("evt_amount_as_text", within=5)
+
+
+async def test_poison_message_is_dead_lettered_after_the_delivery_limit(payments, sims):
+    """A well-formed payment.pending that makes routing fail every time (payments does not
+    know the payment: 404 on every report) is redelivered up to the quorum queue's delivery
+    limit, then lands in the dead letters, instead of looping forever; a good payment
+    published after it is routed meanwhile."""
+    good = await payments.create(1000)
+    poison = good | {"id": "pay_poison_" + good["id"][4:], "currency": "JPY"}
+    await payments.publish(poison, message_id="evt_poison")
+    await payments.publish(good)
+    await payments.wait_status(good["id"], "succeeded")
+    headers = await payments.broker.dead_lettered("evt_poison", within=30)
+    [death] = headers["x-death"]
+    assert death["reason"] == "delivery_limit"
+
+
+async def charges_made(sims) -> dict[str, int]:
+    return {n: (await s.get("/v1/stats")).json()["charges_made"] for n, s in sims.items()}
+
+
+async def test_5xx_after_the_charge_never_leads_to_a_second_charge(payments, sims):
+    """sim-a charges, then answers 500: ambiguous, so the flow cancels at sim-a, learns it was
+    charged (409) and keeps the payment there. Taking the 500 as "not charged" would charge
+    again at sim-b."""
+    await sims["sim-a"].put("/v1/control", json={"error_after_charge_rate": 1.0})
+    before = await charges_made(sims)
+    payment = await payments.submit(1500)
+    story = await payments.wait_status(payment["id"], "succeeded", "failed")
+    assert steps(story) == [
+        ("payment.created", "pending"),
+        ("provider.accepted", "processing"),
+        ("provider.webhook", "succeeded"),
+    ]
+    assert story["events"][1]["detail"]["provider"] == "sim-a"
+    assert await charge_of(sims["sim-b"], payment["id"]) is None
+    after = await charges_made(sims)
+    assert (after["sim-a"] - before["sim-a"], after["sim-b"] - before["sim-b"]) == (1, 0)
+
+
+async def test_5xx_before_the_charge_fails_over_only_after_a_confirmed_cancel(payments, sims):
+    await sims["sim-a"].put("/v1/control", json={"error_rate": 1.0})
+    payment = await payments.submit(1600)
+    story = await payments.wait_status(payment["id"], "succeeded", "failed")
+    failed = story["events"][1]
+    assert failed["type"] == "provider.attempt_failed"
+    assert (failed["detail"]["http_status"], failed["detail"]["canceled"]) == (503, True)
+    assert story["events"][2]["detail"]["provider"] == "sim-b"
+    # The cancel left a tombstone at sim-a: a late retry of that request can never charge.
+    assert (await charge_of(sims["sim-a"], payment["id"]))["status"] == "canceled"
+    await sims["sim-a"].put("/v1/control", json={})
+    late = await sims["sim-a"].post(
+        "/v1/charges", json={"payment_id": payment["id"], "amount": 1600, "currency": "EUR"}
+    )
+    assert late.status_code == 409
+    assert (await charge_of(sims["sim-a"], payment["id"]))["charged"] is False
+
+
+def _callback(payment: dict, provider: str, msg_id: str, **data) -> tuple[bytes, dict]:
+    body = {
+        "type": "charge.failed",
+        "timestamp": payment["created_at"],
+        "data": {
+            "id": f"ch_forged_{provider}",
+            "payment_id": payment["id"],
+            "status": "failed",
+            "amount": payment["amount"],
+            "currency": payment["currency"],
+            "failure_reason": "card_declined",
+        }
+        | data,
+    }
+    raw = json.dumps(body)
+    now = datetime.now(UTC)
+    headers = {
+        "content-type": "application/json",
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": Webhook(SIM_SECRETS[provider]).sign(msg_id, now, raw),
+        "webhook-provider": provider,
+    }
+    return raw.encode(), headers
+
+
+async def test_callbacks_from_another_provider_or_for_another_charge_are_refused(
+    platform, payments, sims
+):
+    """The payment is held by sim-a. A correctly signed outcome from sim-b, or one from sim-a
+    naming another amount or currency, is refused with a problem, audited, and not applied."""
+    payment = await payments.submit(1700)
+    story = await payments.wait_status(payment["id"], "succeeded", "failed")
+    assert story["status"] == "succeeded"
+    pid = payment["id"]
+    cases = [
+        ("wrong-provider", _callback(payment, "sim-b", f"m0_{pid}")),
+        ("charge-mismatch", _callback(payment, "sim-a", f"m1_{pid}", amount=1)),
+        ("charge-mismatch", _callback(payment, "sim-a", f"m2_{pid}", currency="USD")),
+    ]
+    async with httpx.AsyncClient(base_url=platform.ingress_url) as ingress:
+        for reason, (raw, headers) in cases:
+            answer = await ingress.post("/api/v1/payments/webhook", content=raw, headers=headers)
+            assert answer.status_code == 409, (reason, answer.text)
+            problem = answer.json()
+            assert answer.headers["content-type"] == "application/problem+json"
+            assert (problem["type"], problem["reason"]) == (
+                f"https://payplane.dev/problems/webhook-{reason}",
+                reason,
+            )
+            assert "log_id" in problem
+    assert await payments.tracking(payment["id"]) == story  # nothing applied
+    async with httpx.AsyncClient(
+        base_url=platform.webhooks_url,
+        auth=GatewayAuth(audience="webhooks", caller="cli", scopes=[]),
+    ) as operator:
+        rows = (
+            await operator.get(
+                "/internal/v1/webhook-logs",
+                params={"payment_id": payment["id"], "verdict": "rejected"},
+            )
+        ).json()["data"]
+    assert sorted((r["provider"], r["reason"]) for r in rows) == [
+        ("sim-a", "charge-mismatch"),
+        ("sim-a", "charge-mismatch"),
+        ("sim-b", "wrong-provider"),
+    ]

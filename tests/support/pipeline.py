@@ -44,6 +44,10 @@ def topology_env(tag: str | None = None) -> dict[str, str]:
         "NOTIFIER_QUEUE": f"unit.{tag}.notifier",
         "DEAD_LETTER_EXCHANGE": f"unit.{tag}.dlx",
         "DEAD_LETTER_QUEUE": f"unit.{tag}.dlq",
+        # The relay declares the providers' queue too: ours, never the stack's.
+        "PROVIDERS_QUEUE": f"unit.{tag}.providers",
+        "PROVIDERS_DEAD_LETTER": f"unit.{tag}.providers.dlx",
+        "PROVIDERS_QUEUE_REPLACES": "",
     }
 
 
@@ -51,9 +55,18 @@ async def delete_topology(env: dict[str, str]) -> None:
     connection = await aio_pika.connect(AMQP_URL, timeout=5)
     async with connection:
         channel = await connection.channel()
-        for queue in (env["NOTIFIER_QUEUE"], env["DEAD_LETTER_QUEUE"]):
+        for queue in (
+            env["NOTIFIER_QUEUE"],
+            env["DEAD_LETTER_QUEUE"],
+            env["PROVIDERS_QUEUE"],
+            env["PROVIDERS_DEAD_LETTER"],
+        ):
             await channel.queue_delete(queue)
-        for exchange in (env["AMQP_EXCHANGE"], env["DEAD_LETTER_EXCHANGE"]):
+        for exchange in (
+            env["AMQP_EXCHANGE"],
+            env["DEAD_LETTER_EXCHANGE"],
+            env["PROVIDERS_DEAD_LETTER"],
+        ):
             await channel.exchange_delete(exchange)
 
 
@@ -94,22 +107,25 @@ async def insert_outbox_events(
     count: int,
     *,
     routing_key: str = "payment.pending",
+    event_type: str | None = None,
     merchant_id: str = "mer_test",
 ) -> list[str]:
-    """Outbox rows as the payments service writes them (for relay-only tests and the bench)."""
+    """Outbox rows as the payments service writes them (for relay-only tests and the bench);
+    ``event_type`` (default: the routing key) is the body's, for a row routed elsewhere."""
+    event_type = event_type or routing_key
     at = datetime.now(UTC)
     rows = []
     for _ in range(count):
         event_id, payment_id = new_id("evt"), new_id("pay")
         payload = {
-            "type": routing_key,
+            "type": event_type,
             "timestamp": at.isoformat(),
             "data": {
                 "id": payment_id,
                 "merchant_id": merchant_id,
                 "amount": 1000,
                 "currency": "EUR",
-                "status": routing_key.split(".", 1)[-1],
+                "status": event_type.split(".", 1)[-1],
             },
         }
         rows.append(
@@ -117,7 +133,7 @@ async def insert_outbox_events(
                 "id": event_id,
                 "payment_id": payment_id,
                 "merchant_id": merchant_id,
-                "event_type": routing_key,
+                "event_type": event_type,
                 "routing_key": routing_key,
                 "payload": json.dumps(payload),
                 "headers": json.dumps({"x-request-id": f"req-{event_id}"}),

@@ -15,10 +15,18 @@ HOOK = "/api/v1/payments/webhook"
 
 
 def event(payment_id: str, status: str = "succeeded", **data) -> dict:
+    """An outcome as the provider sends it (for the 1200 EUR of ``processing_payment``)."""
     return {
         "type": f"charge.{status}",
         "timestamp": datetime.now(UTC).isoformat(),
-        "data": {"id": "ch_1", "payment_id": payment_id, "status": status, "provider": PROVIDER}
+        "data": {
+            "id": "ch_1",
+            "payment_id": payment_id,
+            "status": status,
+            "provider": PROVIDER,
+            "amount": 1200,
+            "currency": "EUR",
+        }
         | data,
     }
 
@@ -45,7 +53,7 @@ def signed(
     return raw, headers
 
 
-async def processing_payment(payments) -> str:
+async def processing_payment(payments, provider: str = PROVIDER) -> str:
     merchant, internal = payments
     created = await merchant.post("/api/v1/payments", json={"amount": 1200, "currency": "EUR"})
     assert created.status_code == 201, created.text
@@ -56,7 +64,7 @@ async def processing_payment(payments) -> str:
             "type": "provider.accepted",
             "status": "processing",
             "source": "providers",
-            "provider": PROVIDER,
+            "provider": provider,
         },
     )
     assert moved.status_code == 200, moved.text
@@ -187,6 +195,57 @@ async def test_signature_without_provider_header_tries_known_providers(ingress, 
     assert (await ingress.post(HOOK, content=raw, headers=headers)).status_code == 200
 
 
+async def test_outcome_from_a_provider_not_holding_the_payment_is_refused(
+    ingress, operator, payments
+):
+    """Correctly signed by a registered provider, but another provider holds the payment: 409,
+    every delivery audited as rejected, nothing applied, even once the payment is final."""
+    payment_id = await processing_payment(payments, provider="sim-holder")
+    before = await tracking(payments, payment_id)
+    body = event(payment_id, "failed", failure_reason="card_declined")
+    for attempt in range(2):  # the provider's retry is refused again, and audited again
+        raw, headers = signed(body, msg_id="msg_wrong_" + payment_id, at=time.time() + attempt)
+        answer = await ingress.post(HOOK, content=raw, headers=headers)
+        assert answer.status_code == 409, answer.text
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert answer.json()["reason"] == "wrong-provider"
+    assert await tracking(payments, payment_id) == before
+    rows = await logs(operator, payment_id=payment_id)
+    assert [(r["verdict"], r["reason"]) for r in rows] == [("rejected", "wrong-provider")] * 2
+    # A final payment too: the other provider's "succeeded" is refused, not a silent no-op.
+    finished = await payments[1].post(
+        f"/internal/v1/payments/{payment_id}/events",
+        json={"type": "x.done", "status": "succeeded", "source": "providers"},
+    )
+    assert finished.status_code == 200, finished.text
+    raw, headers = signed(event(payment_id), msg_id="msg_wrong2_" + payment_id)
+    assert (await ingress.post(HOOK, content=raw, headers=headers)).status_code == 409
+
+
+@pytest.mark.parametrize("claim", [{"amount": 1199}, {"currency": "USD"}])
+async def test_outcome_for_another_amount_or_currency_is_refused(
+    claim, ingress, operator, payments
+):
+    payment_id = await processing_payment(payments)
+    raw, headers = signed(event(payment_id, **claim))
+    answer = await ingress.post(HOOK, content=raw, headers=headers)
+    assert answer.status_code == 409, answer.text
+    assert answer.json()["reason"] == "charge-mismatch"
+    assert (await tracking(payments, payment_id))["status"] == "processing"
+    [row] = await logs(operator, payment_id=payment_id)
+    assert (row["verdict"], row["reason"]) == ("rejected", "charge-mismatch")
+
+
+@pytest.mark.parametrize(
+    "claim", [{"amount": None}, {"amount": "1200"}, {"amount": True}, {"currency": "eur"}]
+)
+async def test_outcome_not_stating_its_charge_is_400(claim, ingress, payments):
+    payment_id = await processing_payment(payments)
+    raw, headers = signed(event(payment_id, **claim))
+    answer = await ingress.post(HOOK, content=raw, headers=headers)
+    assert (answer.status_code, answer.json()["reason"]) == (400, "malformed-body")
+
+
 async def test_signed_but_malformed_body_is_400(ingress, operator):
     raw, headers = signed(b'{"type": "charge.succeeded"}')
     response = await ingress.post(HOOK, content=raw, headers=headers)
@@ -199,7 +258,7 @@ async def test_outcome_before_processing_asks_provider_to_retry(ingress, operato
     payment_id = (
         await merchant.post("/api/v1/payments", json={"amount": 900, "currency": "EUR"})
     ).json()["id"]
-    body = event(payment_id)
+    body = event(payment_id, amount=900)
     raw, headers = signed(body, msg_id="msg_early_" + payment_id)
     early = await ingress.post(HOOK, content=raw, headers=headers)
     assert early.status_code == 503

@@ -142,7 +142,9 @@ async def test_unroutable_event_backs_off_then_fails_terminally(
     empty_outbox, outbox_url, amqp_names
 ):
     # Nothing is bound to this routing key: the broker returns it and the publish fails.
-    [event_id] = await insert_outbox_events(empty_outbox, 1, routing_key="refund.created")
+    [event_id] = await insert_outbox_events(
+        empty_outbox, 1, routing_key="refund.created", event_type="payment.pending"
+    )
     [ok_id] = await insert_outbox_events(empty_outbox, 1)
     settings = relay_settings(
         outbox_url,
@@ -175,6 +177,36 @@ async def test_unroutable_event_backs_off_then_fails_terminally(
     assert row.attempts == 3
     assert "PublishError" in row.last_error or "unroutable" in row.last_error.lower()
     assert (await outbox_states(empty_outbox)) == {"failed": 1, "published": 1}
+    messages = await take_all(amqp_names["NOTIFIER_QUEUE"])
+    assert [m.message_id for m in messages] == [ok_id]
+
+
+async def test_a_row_that_is_not_a_payment_event_is_never_published(
+    empty_outbox, outbox_url, amqp_names
+):
+    """The relay checks each body against the shared envelope (payplane_core.events): a row
+    that is not one fails (backoff, then terminally) instead of poisoning the consumers."""
+    [bad_id] = await insert_outbox_events(
+        empty_outbox, 1, routing_key="payment.pending", event_type="refund.created"
+    )
+    [ok_id] = await insert_outbox_events(empty_outbox, 1)
+    settings = relay_settings(
+        outbox_url, amqp_names, RELAY_MAX_ATTEMPTS=2, RELAY_BACKOFF_BASE_SECONDS=0.1
+    )
+    relay = Relay(settings, create_async_engine_for(outbox_url))
+
+    async def settled() -> dict | None:
+        states = await outbox_states(empty_outbox)
+        return states if states == {"failed": 1, "published": 1} else None
+
+    async with running(relay):
+        await wait_until(settled, within=15, what="bad row failed, good row published")
+    await relay.engine.dispose()
+    async with empty_outbox.connect() as conn:
+        error = await conn.scalar(
+            text("SELECT last_error FROM outbox_events WHERE id = :id"), {"id": bad_id}
+        )
+    assert error.startswith("InvalidEvent")
     messages = await take_all(amqp_names["NOTIFIER_QUEUE"])
     assert [m.message_id for m in messages] == [ok_id]
 

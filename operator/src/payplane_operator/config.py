@@ -11,7 +11,8 @@ class Settings(ServiceSettings):
     MERCHANTS_URL: str = cluster_url("merchants")
     PROVIDERS_URL: str = cluster_url("providers")
     # Where provider routing goes: the ConfigMap the Envoy pods mount (watched_directory) or,
-    # locally, Envoy's dynamic directory itself.
+    # locally, Envoy's dynamic directory itself (its parent holds the local stack's ingress
+    # model, ingress.json, that the routing is re-rendered from).
     ROUTING_CONFIGMAP: str = "payplane-ingress-routing"
     ROUTING_NAMESPACE: str = "payplane"
     ROUTING_DIR: Path | None = None

@@ -82,6 +82,31 @@ class Kube:
             patch,
         )
 
+    async def touch_provider(self, namespace: str, name: str, secret_revision: str) -> None:
+        """Make the Provider reconcile again (a Secret it references changed)."""
+        patch = {"metadata": {"annotations": {"payplane.io/secret-revision": secret_revision}}}
+        await asyncio.to_thread(
+            self.custom.patch_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            namespace,
+            "providers",
+            name,
+            patch,
+        )
+
+    async def write_config_map(self, namespace: str, name: str, data: dict[str, str]) -> None:
+        """Replace the ConfigMap's data (the chart creates it; created here if it is missing)."""
+        try:
+            await asyncio.to_thread(
+                self.core.patch_namespaced_config_map, name, namespace, {"data": data}
+            )
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            body = {"metadata": {"name": name, "labels": dict(MANAGED_BY)}, "data": data}
+            await asyncio.to_thread(self.core.create_namespaced_config_map, namespace, body)
+
 
 class MerchantSecretSink:
     """The reconciler's sink for one Merchant: its ``<name>-credentials`` Secret."""

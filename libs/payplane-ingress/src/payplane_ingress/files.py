@@ -7,12 +7,21 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from pydantic import TypeAdapter
+
 from payplane_ingress import render
 from payplane_ingress.model import Ingress
 
+# The model Envoy's files were rendered from, kept beside them: whoever re-renders the routing
+# later (the operator, locally, as Providers come and go) starts from exactly that ingress.
+MODEL_FILE = "ingress.json"
+_MODEL = TypeAdapter(Ingress)
+
 
 def _resolve(document: Any, dynamic_dir: Path) -> Any:
-    return json.loads(json.dumps(document).replace(render._DYNAMIC_DIR, str(dynamic_dir)))
+    return json.loads(
+        json.dumps(document).replace(render.DYNAMIC_DIR_PLACEHOLDER, str(dynamic_dir))
+    )
 
 
 def write_atomic(path: Path, document: Any) -> None:
@@ -35,9 +44,15 @@ def write_all(ingress: Ingress, config_dir: Path) -> Path:
     """Bootstrap at ``config_dir/envoy.json``, dynamic resources under ``config_dir/dynamic``."""
     dynamic_dir = (config_dir / "dynamic").resolve()
     write_dynamic(ingress, dynamic_dir)
+    write_atomic(config_dir / MODEL_FILE, json.loads(_MODEL.dump_json(ingress)))
     bootstrap_path = config_dir / "envoy.json"
     write_atomic(bootstrap_path, _resolve(render.bootstrap(ingress), dynamic_dir))
     return bootstrap_path
+
+
+def read_model(config_dir: Path) -> Ingress:
+    """The ingress that ``write_all`` rendered into ``config_dir``."""
+    return _MODEL.validate_json((config_dir / MODEL_FILE).read_bytes())
 
 
 def envoy_binary() -> str:

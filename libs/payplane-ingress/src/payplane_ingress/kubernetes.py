@@ -21,6 +21,7 @@ from payplane_ingress.model import Ingress, Upstream, contract_routes
 
 # Where the chart mounts the routing ConfigMap (the operator's watched directory).
 DYNAMIC_DIR = "/etc/envoy/dynamic"
+ROUTING_FILES = ("cds.json", "rds.json", "lds.json")
 METRICS_PORT = 9902
 ADMIN_CLUSTER = "envoy-admin"
 
@@ -83,7 +84,7 @@ def _admin_cluster(ingress: Ingress) -> dict[str, Any]:
 
 
 def _resolve(document: Any) -> Any:
-    return json.loads(json.dumps(document).replace(render._DYNAMIC_DIR, DYNAMIC_DIR))
+    return json.loads(json.dumps(document).replace(render.DYNAMIC_DIR_PLACEHOLDER, DYNAMIC_DIR))
 
 
 def bootstrap(ingress: Ingress) -> dict[str, Any]:
@@ -104,6 +105,12 @@ def chart_files(ingress: Ingress | None = None) -> dict[str, Any]:
         "rds.json": _resolve(render.routes(ingress)),
         "lds.json": _resolve(render.listeners(ingress)),
     }
+
+
+def routing_files(ingress: Ingress) -> dict[str, str]:
+    """The routing ConfigMap's data (what Envoy watches): LDS, RDS and CDS, no bootstrap."""
+    files = chart_files(ingress)
+    return {name: dumps(files[name]) for name in ROUTING_FILES}
 
 
 def dumps(document: Any) -> str:

@@ -91,6 +91,7 @@ class Ingress:
 # ``providers`` (from its Provider resource's ``spec.webhookRateLimit``, else this default) gets
 # its own bucket, keyed by the ``webhook-provider`` header; every other sender shares one
 # default bucket. The webhooks service still checks each signature.
+PROVIDER_WEBHOOK_ROUTE = "provider-webhook"
 PROVIDER_WEBHOOK_LIMIT = RateLimit(100, 200, per_header="webhook-provider")
 
 
@@ -104,12 +105,31 @@ def provider_webhook_limit(providers: Mapping[str, tuple[int, int] | None]) -> R
     return replace(default, overrides=overrides)
 
 
+def with_providers(ingress: Ingress, providers: Mapping[str, tuple[int, int] | None]) -> Ingress:
+    """``ingress`` with a callback bucket for each of ``providers`` added to the ones it has
+    (the local stack's simulators keep theirs; a Provider resource of the same name wins)."""
+    known = {name: (rps, burst) for name, rps, burst in _webhook_overrides(ingress)}
+    limit = provider_webhook_limit(known | dict(providers))
+    return replace(
+        ingress,
+        routes=tuple(
+            replace(r, rate_limit=limit) if r.name == PROVIDER_WEBHOOK_ROUTE else r
+            for r in ingress.routes
+        ),
+    )
+
+
+def _webhook_overrides(ingress: Ingress) -> tuple[tuple[str, int, int], ...]:
+    route = next((r for r in ingress.routes if r.name == PROVIDER_WEBHOOK_ROUTE), None)
+    return route.rate_limit.overrides if route and route.rate_limit else ()
+
+
 def contract_routes(
     providers: Mapping[str, tuple[int, int] | None] | None = None,
 ) -> tuple[Route, ...]:
     """The public API of DESIGN.md (``payplane_core.platform.PUBLIC_ROUTES``), exactly, with
     per-provider callback limits for the ``providers`` given."""
-    limits = {"provider-webhook": provider_webhook_limit(providers or {})}
+    limits = {PROVIDER_WEBHOOK_ROUTE: provider_webhook_limit(providers or {})}
     return tuple(
         Route(
             r.name,

@@ -11,6 +11,7 @@ from prometheus_client import start_http_server
 from payplane_operator.config import Settings
 from payplane_operator.kube import Kube, api_client
 from payplane_operator.reconcile import Platform
+from payplane_operator.routing import routing_for
 
 KOPF_PREFIX = "kopf.payplane.io"
 
@@ -51,6 +52,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         ),
     )
     memo.kube = Kube(api_client(config.KUBERNETES_SERVER))
+    memo.routing = routing_for(config, memo.kube)
+    memo.secret_revisions = {}  # (namespace, Secret) -> resourceVersion last seen
     if config.METRICS_PORT:
         start_http_server(config.METRICS_PORT, addr=config.HOST)
 

@@ -2,6 +2,7 @@
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from fastapi import FastAPI
 from payplane_core.app import create_service_app
@@ -11,6 +12,7 @@ from redis.asyncio import Redis
 
 from merchants.api.routes import keys, merchants, secrets
 from merchants.core.config import Settings
+from merchants.service import Merchants
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -24,6 +26,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.box = SecretBox(settings.ENCRYPTION_KEYS)
         app.state.redis = Redis.from_url(
             settings.REDIS_URL, socket_timeout=1.0, socket_connect_timeout=1.0
+        )
+        app.state.merchants = Merchants(
+            sessions=app.state.sessions,
+            box=app.state.box,
+            redis=app.state.redis,
+            default_grace=timedelta(seconds=settings.KEY_ROTATION_GRACE_SECONDS),
         )
         yield
         await app.state.redis.aclose()

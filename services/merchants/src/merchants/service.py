@@ -1,75 +1,73 @@
-"""Merchants and keys: plain keyword-only functions shared by the API, the CLI and the operator.
+"""The merchant use cases, shared by the API, the CLI and the operator (through the API).
 
-Functions take the caller's session and never commit: the caller's transaction makes a
-merchant, its keys and its audit rows appear together or not at all. Secrets come back in clear
-exactly once (in the returned values) and are stored only hashed or encrypted.
+Two layers. Session-level functions take the caller's session and never commit: a merchant,
+its keys and its audit rows appear together or not at all. The use cases (``Merchants``) own
+the transaction and what must follow a commit: dropping the gateway's cached copies of the
+keys whose limits, expiry or status changed, and deciding the rotation grace. Secrets come back
+in clear exactly once (in the returned values) and are stored only hashed or encrypted.
 """
 
+import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-from payplane_core.apikeys import hash_key
+from payplane_core.apikeys import key_cache_key
 from payplane_core.crypto import SecretBox
 from payplane_core.ids import new_id
-from payplane_core.internal_auth import SCOPE_PAYMENTS_READ, SCOPE_PAYMENTS_WRITE
+from redis.asyncio import Redis
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from merchants import keygen
-from merchants.models import ApiKey, Merchant, MerchantEvent
-from merchants.schemas import Credentials, MerchantCreate, MerchantUpdate
+from merchants.keys import (
+    IssuedKey,
+    KeyInactive,
+    KeyNotFound,
+    is_active,
+    issue_key,
+    key_hashes,
+    list_keys,
+    resolve_key,
+    revoke_key,
+    rotate_key,
+)
+from merchants.models import ApiKey, Merchant
+from merchants.records import (
+    MerchantNotFound,
+    audit,
+    get_merchant,
+    get_merchant_by_name,
+    now,
+    signing_context,
+    webhook_context,
+)
+from merchants.schemas import Credentials, MerchantCreate, MerchantOut, MerchantUpdate
+from merchants.views import merchant_out
 
-SCOPES_BY_KIND = {
-    "api": [SCOPE_PAYMENTS_READ, SCOPE_PAYMENTS_WRITE],
-    "read": [SCOPE_PAYMENTS_READ],
-}
+__all__ = [
+    "IssuedKey",
+    "KeyInactive",
+    "KeyNotFound",
+    "MerchantExists",
+    "MerchantNotFound",
+    "Merchants",
+    "create_merchant",
+    "get_merchant",
+    "get_merchant_by_name",
+    "issue_key",
+    "list_keys",
+    "now",
+    "resolve_key",
+    "webhook_target",
+]
+log = logging.getLogger(__name__)
 
 
 class MerchantExists(Exception):
     pass
-
-
-class MerchantNotFound(Exception):
-    pass
-
-
-class KeyNotFound(Exception):
-    pass
-
-
-class KeyInactive(Exception):
-    """The key is revoked, expired or already rotated: it cannot be rotated again."""
-
-
-@dataclass(frozen=True)
-class IssuedKey:
-    key: ApiKey
-    secret_key: str  # the full key, shown once
-    signing_secret: str | None  # api keys only, shown once
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
-
-
-def webhook_context(merchant_id: str) -> str:
-    return f"merchant:{merchant_id}:webhook_secret"
-
-
-def signing_context(key_id: str) -> str:
-    return f"key:{key_id}:signing_secret"
-
-
-def is_active(key: ApiKey, at: datetime) -> bool:
-    return key.revoked_at is None and (key.expires_at is None or key.expires_at > at)
-
-
-def _audit(
-    session: AsyncSession, *, merchant_id: str, type_: str, actor: str, detail: dict[str, Any]
-) -> None:
-    session.add(MerchantEvent(merchant_id=merchant_id, type=type_, actor=actor, detail=detail))
 
 
 async def create_merchant(
@@ -116,7 +114,7 @@ async def create_merchant(
         raise MerchantExists(data.name)
     merchant = await session.get(Merchant, merchant_id)
     assert merchant is not None
-    _audit(
+    audit(
         session,
         merchant_id=merchant_id,
         type_="merchant.created",
@@ -141,64 +139,6 @@ def _credentials(merchant_id: str, api: IssuedKey, read: IssuedKey, webhook: str
     )
 
 
-async def issue_key(
-    session: AsyncSession,
-    box: SecretBox,
-    *,
-    merchant_id: str,
-    kind: str,
-    actor: str,
-    expires_at: datetime | None = None,
-) -> IssuedKey:
-    key_id = new_id("key")
-    secret_key = keygen.new_key(kind)
-    signing_secret = keygen.new_signing_secret() if kind == "api" else None
-    key = ApiKey(
-        id=key_id,
-        merchant_id=merchant_id,
-        kind=kind,
-        prefix=keygen.visible_prefix(secret_key),
-        key_hash=hash_key(secret_key),
-        scopes=SCOPES_BY_KIND[kind],
-        signing_secret_enc=(
-            box.encrypt(signing_secret, context=signing_context(key_id)) if signing_secret else None
-        ),
-        created_at=now(),
-        expires_at=expires_at,
-        revoked_at=None,
-        replaced_by=None,
-    )
-    session.add(key)
-    await session.flush()
-    _audit(
-        session,
-        merchant_id=merchant_id,
-        type_="key.created",
-        actor=actor,
-        detail={"key_id": key_id, "kind": kind, "prefix": key.prefix},
-    )
-    return IssuedKey(key=key, secret_key=secret_key, signing_secret=signing_secret)
-
-
-async def get_merchant(
-    session: AsyncSession, *, merchant_id: str, for_update: bool = False
-) -> Merchant:
-    query = select(Merchant).where(Merchant.id == merchant_id, Merchant.status != "deleted")
-    merchant = await session.scalar(query.with_for_update() if for_update else query)
-    if merchant is None:
-        raise MerchantNotFound(merchant_id)
-    return merchant
-
-
-async def get_merchant_by_name(session: AsyncSession, *, name: str) -> Merchant:
-    merchant = await session.scalar(
-        select(Merchant).where(Merchant.name == name, Merchant.status != "deleted")
-    )
-    if merchant is None:
-        raise MerchantNotFound(name)
-    return merchant
-
-
 async def update_merchant(
     session: AsyncSession, *, merchant_id: str, data: MerchantUpdate, actor: str
 ) -> tuple[Merchant, list[str]]:
@@ -218,7 +158,7 @@ async def update_merchant(
         setattr(merchant, name, value)
     if changed:
         merchant.updated_at = now()
-        _audit(
+        audit(
             session,
             merchant_id=merchant_id,
             type_="merchant.updated",
@@ -226,12 +166,6 @@ async def update_merchant(
             detail={"fields": sorted(changed)},
         )
     return merchant, await key_hashes(session, merchant_id=merchant_id)
-
-
-async def key_hashes(session: AsyncSession, *, merchant_id: str) -> list[str]:
-    return list(
-        await session.scalars(select(ApiKey.key_hash).where(ApiKey.merchant_id == merchant_id))
-    )
 
 
 async def delete_merchant(session: AsyncSession, *, merchant_id: str, actor: str) -> list[str]:
@@ -243,7 +177,7 @@ async def delete_merchant(session: AsyncSession, *, merchant_id: str, actor: str
     for key in await list_keys(session, merchant_id=merchant_id):
         if key.revoked_at is None:
             key.revoked_at = at
-    _audit(session, merchant_id=merchant_id, type_="merchant.deleted", actor=actor, detail={})
+    audit(session, merchant_id=merchant_id, type_="merchant.deleted", actor=actor, detail={})
     return await key_hashes(session, merchant_id=merchant_id)
 
 
@@ -252,73 +186,6 @@ async def webhook_target(
 ) -> tuple[Merchant, str]:
     merchant = await get_merchant(session, merchant_id=merchant_id)
     return merchant, box.decrypt(merchant.webhook_secret_enc, context=webhook_context(merchant.id))
-
-
-async def list_keys(session: AsyncSession, *, merchant_id: str) -> list[ApiKey]:
-    query = (
-        select(ApiKey)
-        .where(ApiKey.merchant_id == merchant_id)
-        .order_by(ApiKey.created_at, ApiKey.id)
-    )
-    return list(await session.scalars(query))
-
-
-async def _key_for_update(session: AsyncSession, *, merchant_id: str, key_id: str) -> ApiKey:
-    key = await session.scalar(
-        select(ApiKey)
-        .where(ApiKey.id == key_id, ApiKey.merchant_id == merchant_id)
-        .with_for_update()
-    )
-    if key is None:
-        raise KeyNotFound(key_id)
-    return key
-
-
-async def revoke_key(session: AsyncSession, *, merchant_id: str, key_id: str, actor: str) -> ApiKey:
-    """Idempotent: revoking a revoked key changes nothing (and records nothing)."""
-    key = await _key_for_update(session, merchant_id=merchant_id, key_id=key_id)
-    if key.revoked_at is None:
-        key.revoked_at = now()
-        _audit(
-            session,
-            merchant_id=merchant_id,
-            type_="key.revoked",
-            actor=actor,
-            detail={"key_id": key_id},
-        )
-    return key
-
-
-async def rotate_key(
-    session: AsyncSession,
-    box: SecretBox,
-    *,
-    merchant_id: str,
-    key_id: str,
-    grace: timedelta,
-    actor: str,
-) -> tuple[IssuedKey, ApiKey]:
-    """Issue a successor of the same kind; the old key keeps working for ``grace``.
-
-    The old key's expiry only ever moves earlier, so rotating cannot extend a key's life.
-    """
-    await get_merchant(session, merchant_id=merchant_id, for_update=True)
-    old = await _key_for_update(session, merchant_id=merchant_id, key_id=key_id)
-    at = now()
-    if not is_active(old, at) or old.replaced_by is not None:
-        raise KeyInactive(key_id)
-    new = await issue_key(session, box, merchant_id=merchant_id, kind=old.kind, actor=actor)
-    ends = at + grace
-    old.expires_at = ends if old.expires_at is None else min(old.expires_at, ends)
-    old.replaced_by = new.key.id
-    _audit(
-        session,
-        merchant_id=merchant_id,
-        type_="key.rotated",
-        actor=actor,
-        detail={"key_id": key_id, "replaced_by": new.key.id, "old_expires_at": ends.isoformat()},
-    )
-    return new, old
 
 
 async def rotate_credentials(
@@ -332,7 +199,7 @@ async def rotate_credentials(
     webhook_secret = keygen.new_webhook_secret()
     merchant.webhook_secret_enc = box.encrypt(webhook_secret, context=webhook_context(merchant.id))
     merchant.updated_at = at = now()
-    _audit(session, merchant_id=merchant.id, type_="webhook_secret.rotated", actor=actor, detail={})
+    audit(session, merchant_id=merchant.id, type_="webhook_secret.rotated", actor=actor, detail={})
     current = {
         key.kind: key
         for key in await list_keys(session, merchant_id=merchant_id)
@@ -357,28 +224,6 @@ async def rotate_credentials(
     return _credentials(merchant.id, issued["api"], issued["read"], webhook_secret), old_keys
 
 
-async def resolve_key(
-    session: AsyncSession, box: SecretBox, *, key_hash: str
-) -> tuple[ApiKey, Merchant, str | None] | None:
-    """The key behind a hash, its merchant and its signing secret; None if unknown."""
-    row = (
-        await session.execute(
-            select(ApiKey, Merchant)
-            .join(Merchant, Merchant.id == ApiKey.merchant_id)
-            .where(ApiKey.key_hash == key_hash)
-        )
-    ).first()
-    if row is None:
-        return None
-    key, merchant = row
-    secret = (
-        box.decrypt(key.signing_secret_enc, context=signing_context(key.id))
-        if key.signing_secret_enc
-        else None
-    )
-    return key, merchant, secret
-
-
 async def reencrypt_secrets(session: AsyncSession, box: SecretBox) -> int:
     """After prepending a new ENCRYPTION_KEYS entry: re-encrypt what the old keys sealed."""
     count = 0
@@ -399,3 +244,80 @@ async def reencrypt_secrets(session: AsyncSession, box: SecretBox) -> int:
             )
             count += 1
     return count
+
+
+async def drop_cached_keys(redis: Redis, hashes: Iterable[str]) -> None:
+    """After a commit that revoked or changed keys: the gateway must re-read them.
+
+    If Redis is down the change still holds; the gateway's cache TTL bounds the delay.
+    """
+    names = [key_cache_key(h) for h in hashes]
+    if not names:
+        return
+    try:
+        await redis.delete(*names)
+    except Exception as exc:  # noqa: BLE001 - the database change is what matters
+        log.warning("could not drop cached keys", extra={"count": len(names), "error": repr(exc)})
+
+
+@dataclass(frozen=True)
+class Merchants:
+    """The use cases: each one transaction, then the gateway's cache brought in step."""
+
+    sessions: async_sessionmaker
+    box: SecretBox
+    redis: Redis
+    default_grace: timedelta  # how long a rotated key keeps working unless the caller says
+
+    def grace(self, seconds: int | None) -> timedelta:
+        return self.default_grace if seconds is None else timedelta(seconds=seconds)
+
+    async def update(self, *, merchant_id: str, data: MerchantUpdate, actor: str) -> MerchantOut:
+        """New limits, plan, URL or providers reach the gateway now, not at cache expiry."""
+        async with self.sessions.begin() as session:
+            merchant, hashes = await update_merchant(
+                session, merchant_id=merchant_id, data=data, actor=actor
+            )
+            out = merchant_out(merchant)
+        await drop_cached_keys(self.redis, hashes)
+        return out
+
+    async def delete(self, *, merchant_id: str, actor: str) -> None:
+        async with self.sessions.begin() as session:
+            hashes = await delete_merchant(session, merchant_id=merchant_id, actor=actor)
+        await drop_cached_keys(self.redis, hashes)
+
+    async def rotate(
+        self, *, merchant_id: str, grace_seconds: int | None, actor: str
+    ) -> Credentials:
+        async with self.sessions.begin() as session:
+            credentials, old_keys = await rotate_credentials(
+                session,
+                self.box,
+                merchant_id=merchant_id,
+                grace=self.grace(grace_seconds),
+                actor=actor,
+            )
+        await drop_cached_keys(self.redis, [k.key_hash for k in old_keys])  # their new expiry
+        return credentials
+
+    async def rotate_key(
+        self, *, merchant_id: str, key_id: str, grace_seconds: int | None, actor: str
+    ) -> tuple[IssuedKey, ApiKey]:
+        async with self.sessions.begin() as session:
+            new, old = await rotate_key(
+                session,
+                self.box,
+                merchant_id=merchant_id,
+                key_id=key_id,
+                grace=self.grace(grace_seconds),
+                actor=actor,
+            )
+        await drop_cached_keys(self.redis, [old.key_hash])  # its new expiry must reach the gateway
+        return new, old
+
+    async def revoke_key(self, *, merchant_id: str, key_id: str, actor: str) -> ApiKey:
+        async with self.sessions.begin() as session:
+            key = await revoke_key(session, merchant_id=merchant_id, key_id=key_id, actor=actor)
+        await drop_cached_keys(self.redis, [key.key_hash])
+        return key

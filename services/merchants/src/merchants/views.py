@@ -3,8 +3,8 @@
 from datetime import datetime
 
 from merchants.models import ApiKey, Merchant
+from merchants.records import is_active, now
 from merchants.schemas import KeyOut, MerchantOut, Quota, RateLimit
-from merchants.service import is_active, now
 
 
 def merchant_out(merchant: Merchant) -> MerchantOut:

@@ -16,3 +16,10 @@ def record_change(*, status: str, provider: str | None, changed: bool) -> None:
     """After the commit: count a payment that has just reached a final status."""
     if changed and Status(status) in TERMINAL:
         FINISHED.labels(status, provider or "none").inc()
+
+
+REFUSED_REPORTS = Counter(
+    "payplane_payment_reports_refused_total",
+    "Provider reports refused without being applied (wrong provider, amount or currency)",
+    ["reason"],
+)

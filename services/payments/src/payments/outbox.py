@@ -2,6 +2,7 @@
 
 from datetime import datetime
 
+from payplane_core.events import PaymentEvent
 from payplane_core.ids import new_id
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -10,20 +11,16 @@ from payments.views import payment_json
 
 
 def event_for(payment: Payment, *, at: datetime, headers: dict[str, str]) -> OutboxEvent:
-    """The event announcing the payment's current status; its body is exactly what the
-    merchant's webhook will carry."""
-    event_type = f"payment.{payment.status}"
+    """The event announcing the payment's current status, in the shared envelope
+    (``payplane_core.events``); its body is exactly what the merchant's webhook will carry."""
+    event = PaymentEvent.of(payment_json(payment), at=at)
     return OutboxEvent(
         id=new_id("evt"),
         payment_id=payment.id,
         merchant_id=payment.merchant_id,
-        event_type=event_type,
-        routing_key=event_type,
-        payload={
-            "type": event_type,
-            "timestamp": at.isoformat().replace("+00:00", "Z"),
-            "data": payment_json(payment),
-        },
+        event_type=event.type,
+        routing_key=event.routing_key,
+        payload=event.payload(),
         headers=headers,
         state="pending",
         attempts=0,

@@ -80,6 +80,10 @@ class EventIn(BaseModel):
     source: CleanStr = Field(min_length=1, max_length=64)
     provider: CleanStr | None = Field(default=None, max_length=64)
     detail: dict[str, Any] = Field(default_factory=dict)
+    # What a provider's callback says was charged: when given, both must equal the payment's.
+    # (Any positive int64: an amount no payment can have is a mismatch, not a bad request.)
+    amount: int | None = Field(default=None, gt=0, lt=2**63)
+    currency: CleanStr | None = Field(default=None, max_length=3)
 
 
 class EventResult(BaseModel):

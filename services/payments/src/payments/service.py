@@ -21,6 +21,32 @@ class PaymentNotFound(Exception):
     pass
 
 
+class WrongProvider(Exception):
+    """An event names a provider other than the one holding the payment."""
+
+
+class ChargeMismatch(Exception):
+    """A provider reports a charge whose amount or currency is not the payment's."""
+
+
+def check_reporter(payment: Payment, event: EventIn) -> None:
+    """Only the provider holding the payment may report on it, and only for what was asked.
+
+    A payment gets its provider with the move to ``processing`` (the providers service's
+    acceptance); from then on an event naming another provider is refused, whatever it asks,
+    even a status the payment already has (that would otherwise be a silent no-op)."""
+    if event.provider is not None and payment.provider not in (None, event.provider):
+        raise WrongProvider(
+            f"The payment is held by another provider than {event.provider}; not applied."
+        )
+    claimed = (event.amount, event.currency)
+    if claimed != (None, None) and claimed != (payment.amount, payment.currency):
+        raise ChargeMismatch(
+            f"The reported charge ({event.amount} {event.currency}) is not the payment's"
+            f" ({payment.amount} {payment.currency}); not applied."
+        )
+
+
 def _timeline(
     session: AsyncSession,
     *,
@@ -175,13 +201,14 @@ async def record_event(
     outcome changes nothing. Returns the payment and whether anything was written.
     """
     payment = await get_payment(session, payment_id=payment_id, merchant_id=None, for_update=True)
+    check_reporter(payment, event)
     if event.status is not None and event.status == payment.status:
         return payment, False
     if event.status is not None:
         check_transition(Status(payment.status), event.status)
         payment.status = event.status
-    if event.provider is not None:
-        payment.provider = event.provider
+    if event.provider is not None and event.status is Status.PROCESSING:
+        payment.provider = event.provider  # the only way a provider comes to hold a payment
     payment.updated_at = at
     _timeline(
         session, payment=payment, type_=event.type, source=event.source, detail=event.detail, at=at
@@ -192,7 +219,10 @@ async def record_event(
 
 
 __all__ = [
+    "ChargeMismatch",
     "PaymentNotFound",
+    "WrongProvider",
+    "check_reporter",
     "insert_payment",
     "new_payment",
     "get_payment",

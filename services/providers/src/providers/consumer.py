@@ -1,19 +1,26 @@
 """Consumes ``payment.pending`` events and routes each payment (manual ack after the work).
 
-Topology, declared idempotently: the durable topic exchange the outbox relay publishes to, and
-this service's own durable queue bound to ``payment.pending``. A message is acked only after
-the routing decision has been reported to payments; a redelivered one is harmless (see flow).
+The topology is ``payplane_core.messaging``'s (the relay declares the same): a quorum queue with
+a delivery limit and its own dead letters. A message is acked only after the routing decision
+has been reported to payments; a redelivered one is harmless (see flow). Three ways out:
+
+- not a payment event (``payplane_core.events`` refuses it): rejected, so dead-lettered at once;
+- postponed (another worker holds the payment, a provider's answer is not known yet, payments
+  is unreachable): a fresh copy goes back to the queue and the original is acked, so waiting on
+  the outside world never counts towards the delivery limit;
+- anything else (a bug this message triggers): requeued, counted by the broker, and after the
+  delivery limit dead-lettered instead of looping forever.
 """
 
 import asyncio
-import json
 import logging
 from typing import Any
 
 import aio_pika
-from aio_pika.abc import AbstractIncomingMessage
-from payplane_core import telemetry
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
+from payplane_core import messaging, telemetry
 from payplane_core.context import accept_or_new_request_id, request_id_var
+from payplane_core.events import InvalidEvent, PaymentEvent
 
 from providers.core.config import Settings
 from providers.flow import FlowDeps, RetryLater, route_payment
@@ -23,26 +30,14 @@ log = logging.getLogger(__name__)
 _tracer = telemetry.tracer(__name__)
 
 
-class BadMessage(ValueError):
-    pass
-
-
-def parse_payment(body: bytes) -> dict[str, Any]:
-    try:
-        event = json.loads(body)
-        payment = event["data"]
-        fields = (
-            payment["id"],
-            payment["merchant_id"],
-            payment["amount"],
-            payment["currency"],
-            payment["status"],
-        )
-    except (ValueError, KeyError, TypeError) as exc:
-        raise BadMessage(f"not a payment event: {type(exc).__name__}") from None
-    if not isinstance(fields[2], int) or isinstance(fields[2], bool) or fields[2] <= 0:
-        raise BadMessage("amount must be a positive integer")
-    return payment
+def topology(settings: Settings) -> messaging.Topology:
+    queue = messaging.ConsumerQueue(
+        name=settings.AMQP_QUEUE,
+        binding=settings.AMQP_ROUTING_KEY,
+        dead_letter_exchange=settings.AMQP_DEAD_LETTER,
+        dead_letter_queue=settings.AMQP_DEAD_LETTER,
+    )
+    return messaging.Topology(exchange=settings.AMQP_EXCHANGE, queues=(queue,))
 
 
 def _trace_headers(headers: dict[str, Any]) -> dict[str, str]:
@@ -53,22 +48,31 @@ def _trace_headers(headers: dict[str, Any]) -> dict[str, str]:
     }
 
 
-async def handle(deps: FlowDeps, message: AbstractIncomingMessage, *, retry_delay: float) -> None:
+async def handle(
+    deps: FlowDeps,
+    message: AbstractIncomingMessage,
+    *,
+    retry_delay: float,
+    postpone: "Postpone",
+) -> None:
     headers = message.headers or {}
     token = request_id_var.set(accept_or_new_request_id(str(headers.get("x-request-id") or "")))
     try:
         try:
-            payment = parse_payment(message.body)
-        except BadMessage as exc:
+            event = PaymentEvent.parse(message.body)
+            if event.data.merchant_id is None:  # routing needs it (allowed providers)
+                raise InvalidEvent("data.merchant_id is missing")
+        except InvalidEvent as exc:
             log.error(
-                "dropping malformed message",
+                "dead-lettering a malformed message",
                 extra={"message_id": message.message_id, "error": str(exc)},
             )
             await message.reject(requeue=False)
             return
-        if payment["status"] != "pending":
+        if event.type != "payment.pending":
             await message.ack()
             return
+        payment = event.data.model_dump(mode="json")
         try:
             # Under the consumer's span (aio-pika instrumentation), or the message's own trace.
             parent = telemetry.parent_context(_trace_headers(headers))
@@ -79,25 +83,30 @@ async def handle(deps: FlowDeps, message: AbstractIncomingMessage, *, retry_dela
                 "payment routing postponed", extra={"payment_id": payment["id"], "reason": str(exc)}
             )
             await asyncio.sleep(retry_delay)
-            await message.nack(requeue=True)
+            await postpone(message)
             return
         except Exception:
             log.exception("payment routing failed", extra={"payment_id": payment["id"]})
             await asyncio.sleep(retry_delay)
-            await message.nack(requeue=True)
+            await message.nack(requeue=True)  # counted: dead-lettered after the delivery limit
             return
         await message.ack()
     finally:
         request_id_var.reset(token)
 
 
-async def declare(channel: aio_pika.abc.AbstractChannel, settings: Settings):
-    exchange = await channel.declare_exchange(
-        settings.AMQP_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True
-    )
-    queue = await channel.declare_queue(settings.AMQP_QUEUE, durable=True)
-    await queue.bind(exchange, routing_key=settings.AMQP_ROUTING_KEY)
-    return exchange, queue
+class Postpone:
+    """Puts a fresh copy of a message at the back of its queue (publisher-confirmed), then
+    acks the original: a wait, unlike a failure, must not use up the delivery limit."""
+
+    def __init__(self, channel: AbstractChannel, queue: str) -> None:
+        self.channel, self.queue = channel, queue
+
+    async def __call__(self, message: AbstractIncomingMessage) -> None:
+        await self.channel.default_exchange.publish(
+            messaging.fresh_copy(message), routing_key=self.queue
+        )
+        await message.ack()
 
 
 async def consume(
@@ -109,12 +118,14 @@ async def consume(
     try:
         channel = await connection.channel()
         await channel.set_qos(prefetch_count=settings.AMQP_PREFETCH)
-        _, queue = await declare(channel, settings)
+        _, queues = await messaging.declare(channel, topology(settings))
+        queue = queues[settings.AMQP_QUEUE]
+        postpone = Postpone(await connection.channel(publisher_confirms=True), queue.name)
 
         async def on_message(message: AbstractIncomingMessage) -> None:
             # Each message in its own task: up to AMQP_PREFETCH payments routed at once.
             task = asyncio.create_task(
-                handle(deps, message, retry_delay=settings.RETRY_DELAY_SECONDS)
+                handle(deps, message, retry_delay=settings.RETRY_DELAY_SECONDS, postpone=postpone)
             )
             tasks.add(task)
             task.add_done_callback(tasks.discard)

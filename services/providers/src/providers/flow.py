@@ -2,7 +2,8 @@
 
 ``route_payment`` is what the consumer runs for each ``payment.pending`` event. It is safe to
 run again for the same payment (redelivery): the routing decision is written once, attempts are
-remembered, and every provider call carries the payment id as its idempotency key.
+remembered, and every provider call carries the payment id as its idempotency key. What to do
+after each answer is ``providers.policy`` (pure); this module does the calls and the records.
 """
 
 import contextlib
@@ -25,10 +26,10 @@ from redis.exceptions import LockError
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
-from providers import provider_client, registry, routing
+from providers import policy, provider_client, registry, routing
 from providers.models import Attempt, Provider, Routing
 from providers.platform import MerchantsClient, PaymentsClient
-from providers.provider_client import CallOutcome, Resolution, Result
+from providers.policy import CallOutcome, Next, Resolution
 
 log = logging.getLogger(__name__)
 
@@ -118,21 +119,22 @@ async def _decide(deps: FlowDeps, *, payment: dict[str, Any]) -> Routing:
         )
         providers = {p.name: p for p in await registry.list_providers(session)}
 
-    accepted = next((a for a in earlier if a.state == "accepted"), None)
-    if accepted is not None:  # a worker died between the charge and the decision
-        return await _decide_once(deps, payment_id, "accepted", accepted.provider, None)
+    kept = policy.holder(earlier)
+    if kept is not None:  # a worker died between the charge and the decision
+        return await _decide_once(deps, payment_id, "accepted", kept, None)
     # An attempt whose result we never learned is settled before anyone else may charge.
-    for attempt in (a for a in earlier if a.state in ("unknown", "sending")):
+    for attempt in policy.unsettled(earlier):
         provider = providers.get(attempt.provider)
         if provider is None:
             raise RetryLater(f"unknown attempt at unregistered provider {attempt.provider}")
         resolution, charge = await _cancel(deps, provider, payment_id)
-        if resolution is Resolution.UNKNOWN:
+        step = policy.after_cancel(resolution)
+        if step is Next.WAIT:
             raise RetryLater(f"attempt at {provider.name} still unresolved")
-        if resolution is Resolution.CHARGED:
+        if step is Next.KEEP:
             await _finish_attempt(deps, attempt.id, state="accepted", charge=charge)
             return await _decide_once(deps, payment_id, "accepted", provider.name, None)
-        await _finish_attempt(deps, attempt.id, state="canceled", error="canceled after time-out")
+        await _finish_attempt(deps, attempt.id, state="canceled", error="canceled when settled")
 
     allowed = await deps.merchants.allowed_providers(payment["merchant_id"])
     candidates = routing.order(
@@ -159,8 +161,7 @@ async def _decide(deps: FlowDeps, *, payment: dict[str, Any]) -> Routing:
             )
             continue
         number += 1
-        accepted = await _attempt(deps, provider, breaker, payment=payment, number=number)
-        if accepted:
+        if await _attempt(deps, provider, breaker, payment=payment, number=number):
             return await _decide_once(deps, payment_id, "accepted", provider.name, None)
     return await _decide_once(deps, payment_id, "failed", None, "no_provider_accepted")
 
@@ -168,7 +169,8 @@ async def _decide(deps: FlowDeps, *, payment: dict[str, Any]) -> Routing:
 async def _attempt(
     deps: FlowDeps, provider: Provider, breaker: CircuitBreaker, *, payment: dict, number: int
 ) -> bool:
-    """One provider, one try. True when the payment now belongs to this provider."""
+    """One provider, one try. True when the payment now belongs to this provider, False when
+    it certainly was not charged there; ``RetryLater`` when that cannot be known yet."""
     payment_id = payment["id"]
     secrets = registry.secrets_of(provider, box=deps.box)
     attempt_id = await _start_attempt(deps, payment_id, provider.name, number)
@@ -184,59 +186,37 @@ async def _attempt(
     ATTEMPT_SECONDS.labels(provider.name, outcome.result.value).observe(
         time.perf_counter() - started, exemplar=exemplar()
     )
-    if outcome.counts_against_provider:
+    if policy.counts_against_provider(outcome):
         if await breaker.record_failure():
             log.warning("provider circuit opened", extra={"provider": provider.name})
-    if outcome.result is Result.ACCEPTED:
-        await breaker.record_success()
-        await _finish_attempt(
-            deps,
-            attempt_id,
-            state="accepted",
-            charge=outcome.charge,
-            http_status=outcome.http_status,
-        )
-        return True
-    if outcome.result is Result.AMBIGUOUS:
+    step = policy.after_charge(outcome)
+    finish = {"http_status": outcome.http_status}
+    if step is Next.CANCEL:
         resolution, charge = await _cancel(deps, provider, payment_id)
-        if resolution is Resolution.CHARGED:
-            await _finish_attempt(
-                deps,
-                attempt_id,
-                state="accepted",
-                charge=charge,
-                error=f"{outcome.error}; charge confirmed afterwards",
-            )
-            return True
-        if resolution is Resolution.UNKNOWN:
-            await _finish_attempt(deps, attempt_id, state="unknown", error=outcome.error)
-            await deps.payments.report(
-                payment_id,
-                type_="provider.attempt_unresolved",
-                detail=_detail(provider, number, outcome, charged=None),
-            )
-            raise RetryLater(f"{provider.name} timed out and the cancel was not confirmed")
-        await _finish_attempt(
-            deps,
-            attempt_id,
-            state="canceled",
-            error=f"{outcome.error}; canceled",
-            http_status=outcome.http_status,
-        )
+        step = policy.after_cancel(resolution)
+        finish |= {"charge": charge, "error": f"{outcome.error}; cancel: {resolution.value}"}
+    else:
+        finish |= {"charge": outcome.charge, "error": outcome.error}
+    asked_to_cancel = outcome.result is policy.Result.AMBIGUOUS
+    if step is Next.KEEP:
+        if not asked_to_cancel:
+            await breaker.record_success()
+        await _finish_attempt(deps, attempt_id, state="accepted", **finish)
+        return True
+    if step is Next.WAIT:
+        await _finish_attempt(deps, attempt_id, state="unknown", **finish)
         await deps.payments.report(
             payment_id,
-            type_="provider.attempt_failed",
-            detail=_detail(provider, number, outcome, charged=False) | {"canceled": True},
+            type_="provider.attempt_unresolved",
+            detail=_detail(provider, number, outcome, charged=None),
         )
-        return False
-    await _finish_attempt(
-        deps, attempt_id, state="failed", error=outcome.error, http_status=outcome.http_status
-    )
-    await deps.payments.report(
-        payment_id,
-        type_="provider.attempt_failed",
-        detail=_detail(provider, number, outcome, charged=False),
-    )
+        raise RetryLater(f"{provider.name}: {outcome.error}, and the cancel was not confirmed")
+    state = "canceled" if asked_to_cancel else "failed"
+    await _finish_attempt(deps, attempt_id, state=state, **finish)
+    detail = _detail(provider, number, outcome, charged=False)
+    if asked_to_cancel:
+        detail["canceled"] = True
+    await deps.payments.report(payment_id, type_="provider.attempt_failed", detail=detail)
     return False
 
 
@@ -251,7 +231,9 @@ def _detail(provider: Provider, number: int, outcome: CallOutcome, *, charged: b
     }
 
 
-async def _cancel(deps: FlowDeps, provider: Provider, payment_id: str):
+async def _cancel(
+    deps: FlowDeps, provider: Provider, payment_id: str
+) -> tuple[Resolution, dict | None]:
     secrets = registry.secrets_of(provider, box=deps.box)
     return await provider_client.cancel(
         deps.http,

@@ -1,50 +1,23 @@
-"""Calls to a provider's charge API, classified by what they prove about the money.
+"""Calls to a provider's charge API (the I/O; ``providers.policy`` classifies the answers).
 
 The provider contract (the simulator's, and the usual one): ``POST /v1/charges`` is idempotent
-on the payment id; 2xx means accepted and charged; any other answer means nothing was charged;
-``POST /v1/charges/{payment_id}/cancel`` stops a charge that is not yet accepted (and blocks it
-from ever being accepted), or answers 409 when it already was.
-
-A time-out is the ambiguous case: the provider may have accepted the charge after we stopped
-waiting. We never fail over on ambiguity alone: we cancel at that provider first, and only a
-confirmed cancel lets the next provider charge. A confirmed "already charged" means the payment
-stays with this provider. If the cancel cannot be confirmed either, the payment waits (its
-message returns to the queue) and the same provider is asked again later.
+on the payment id; 2xx means accepted and charged; a 4xx means refused, nothing charged; a 5xx
+or no answer means nothing is known; ``POST /v1/charges/{payment_id}/cancel`` stops a charge
+that is not yet accepted (and blocks it from ever being accepted), or answers 409 when it
+already was. Failing to connect at all is the one transport error that proves nothing was sent.
 """
 
-from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 import httpx
 
-
-class Result(StrEnum):
-    ACCEPTED = "accepted"  # charged: the payment belongs to this provider now
-    NOT_SENT = "not_sent"  # connection refused or failed to connect: certainly not charged
-    REFUSED = "refused"  # the provider answered non-2xx: not charged
-    AMBIGUOUS = "ambiguous"  # sent, no answer in time: maybe charged
-
-
-class Resolution(StrEnum):
-    NOT_CHARGED = "not_charged"
-    CHARGED = "charged"
-    UNKNOWN = "unknown"
-
-
-@dataclass(frozen=True)
-class CallOutcome:
-    result: Result
-    http_status: int | None = None
-    charge: dict[str, Any] | None = None
-    error: str | None = None
-
-    @property
-    def counts_against_provider(self) -> bool:
-        """Breaker failure: the provider is unreachable, slow or erroring (5xx), not our 4xx."""
-        if self.result in (Result.NOT_SENT, Result.AMBIGUOUS):
-            return True
-        return self.result is Result.REFUSED and (self.http_status or 0) >= 500
+from providers.policy import (
+    CallOutcome,
+    Resolution,
+    Result,
+    classify_cancel,
+    classify_charge,
+)
 
 
 def _charge_body(payment: dict[str, Any]) -> dict[str, Any]:
@@ -76,16 +49,7 @@ async def charge(
         return CallOutcome(Result.NOT_SENT, error=type(exc).__name__)
     except httpx.TransportError as exc:  # read time-out, connection dropped mid-answer
         return CallOutcome(Result.AMBIGUOUS, error=type(exc).__name__)
-    if response.is_success:
-        return CallOutcome(Result.ACCEPTED, response.status_code, charge=_json(response))
-    body = _json(response)
-    if response.status_code == 409 and body.get("charge_status") == "received":
-        # An earlier request for this payment is still in flight there: as ambiguous as a
-        # time-out, and resolved the same way.
-        return CallOutcome(Result.AMBIGUOUS, response.status_code, error="in_flight")
-    return CallOutcome(
-        Result.REFUSED, response.status_code, error=str(body.get("type") or response.reason_phrase)
-    )
+    return classify_charge(response.status_code, _json(response))
 
 
 async def cancel(
@@ -104,12 +68,7 @@ async def cancel(
         )
     except httpx.TransportError:
         return Resolution.UNKNOWN, None
-    body = _json(response)
-    if response.is_success:
-        return Resolution.NOT_CHARGED, body
-    if response.status_code == 409:
-        return Resolution.CHARGED, body.get("charge")
-    return Resolution.UNKNOWN, None
+    return classify_cancel(response.status_code, _json(response))
 
 
 def _json(response: httpx.Response) -> dict[str, Any]:

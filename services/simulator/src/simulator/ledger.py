@@ -52,7 +52,10 @@ class Control:
     """Run-time fault injection."""
 
     latency_ms: int = 0
-    error_rate: float = 0.0
+    error_rate: float = 0.0  # 503 before anything is charged
+    # 500 after the charge was made (as a crash or a proxy failing on the way back would):
+    # the answer says "error", the money moved anyway.
+    error_after_charge_rate: float = 0.0
     # Off: outcomes are decided but never called back (the platform must sync their status).
     callbacks_enabled: bool = True
 

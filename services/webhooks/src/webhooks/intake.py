@@ -34,8 +34,8 @@ RECEIVED = Counter(
 REDACTED = frozenset(
     {"authorization", "proxy-authorization", "cookie", "x-api-key", "x-payplane-signature"}
 )
-# A provider event type → the payment status it reports (others are timeline steps only).
-STATUS_OF = {"charge.succeeded": "succeeded", "charge.failed": "failed"}
+# Payments' refusals (problem type = audit reason): never applied, never worth retrying.
+REFUSALS = frozenset({"wrong-provider", "charge-mismatch"})
 FINISHED = frozenset({"done", "conflict", "unknown_payment"})
 MAX_STORED_BODY = 64 * 1024  # the ingress refuses larger bodies anyway
 
@@ -192,8 +192,9 @@ async def _hand_off(
             "log_id": log_id,
         },
     }
-    if status := STATUS_OF.get(event["type"]):
-        body["status"] = status
+    if status := verification.STATUS_OF.get(event["type"]):
+        # payments compares the charge with the payment and refuses a mismatch.
+        body |= {"status": status, "amount": data["amount"], "currency": data["currency"]}
     try:
         response = await payments.post(
             f"/internal/v1/payments/{data['payment_id']}/events", json=body
@@ -205,6 +206,9 @@ async def _hand_off(
     if response.is_success:
         await _mark(sessions, log_id, "done", None)
         return Answer(200, {"received": True, "duplicate": False, "log_id": log_id})
+    refusal = str(problem.get("type", "")).rsplit("/", 1)[-1]
+    if response.status_code == 409 and refusal in REFUSALS:
+        return await _refuse(sessions, log_id, refusal, str(problem.get("detail", "")))
     if response.status_code == 409 and problem.get("current") == "pending":
         # The provider answered faster than our own record of its acceptance: ask it to
         # resend in a moment (Standard Webhooks senders retry non-2xx answers).
@@ -222,6 +226,19 @@ async def _hand_off(
         return Answer(200, {"received": True, "duplicate": False, "log_id": log_id})
     await _mark(sessions, log_id, "pending", f"payments answered {response.status_code}")
     return _retry_later(log_id, f"payments answered {response.status_code}")
+
+
+async def _refuse(sessions: async_sessionmaker, log_id: str, reason: str, detail: str) -> Answer:
+    """A verified callback payments will not apply (another provider holds the payment, or the
+    charge is not the payment's): its row turns into a rejection with that reason, so every
+    such delivery stays on record, and the provider gets a problem saying why."""
+    async with sessions.begin() as session:
+        row = await session.get(WebhookLog, log_id, with_for_update=True)
+        row.verdict, row.reason = "rejected", reason
+        row.handoff, row.handoff_detail = "none", storable(detail, 1000)
+    RECEIVED.labels("rejected", reason).inc()
+    log.error("provider callback refused", extra={"log_id": log_id, "reason": reason})
+    return Answer(409, {"log_id": log_id, "detail": detail}, reason=reason)
 
 
 def _retry_later(log_id: str, detail: str) -> Answer:

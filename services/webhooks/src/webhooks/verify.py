@@ -24,6 +24,9 @@ MAX_SIGNATURE_HEADER_LENGTH = 4096  # several rotated v1 signatures fit easily
 # What a verified event may name (the payment id also becomes part of an internal URL).
 _PAYMENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _EVENT_TYPE = re.compile(r"[a-z][a-z0-9_.]{0,63}")
+_CURRENCY = re.compile(r"[A-Z]{3}")
+# A provider event type → the payment status it reports (others are timeline steps only).
+STATUS_OF = {"charge.succeeded": "succeeded", "charge.failed": "failed"}
 
 
 class Rejected(Exception):
@@ -125,4 +128,17 @@ def _parse(raw: bytes) -> dict[str, Any]:
         raise Rejected("malformed-body", "The event lacks type or data.payment_id.")
     if not _PAYMENT_ID.fullmatch(data["payment_id"]) or not _EVENT_TYPE.fullmatch(event["type"]):
         raise Rejected("malformed-body", "The event's type or data.payment_id is malformed.")
+    if event["type"] in STATUS_OF and not _states_charge(data):
+        # An outcome is compared with the payment before it is applied: it must say what it is.
+        raise Rejected("malformed-body", "An outcome needs data.amount and data.currency.")
     return event
+
+
+def _states_charge(data: dict[str, Any]) -> bool:
+    amount, currency = data.get("amount"), data.get("currency")
+    return (
+        type(amount) is int
+        and 0 < amount < 10**15
+        and isinstance(currency, str)
+        and bool(_CURRENCY.fullmatch(currency))
+    )

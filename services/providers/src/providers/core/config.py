@@ -1,4 +1,4 @@
-from payplane_core import platform
+from payplane_core import messaging, platform
 from payplane_core.settings import LOCAL_DEFAULT_SECRET, CsvList, DatabaseSettings
 from pydantic import Field
 
@@ -25,9 +25,12 @@ class Settings(DatabaseSettings):
     # New payments arrive as ``payment.pending`` events on the outbox relay's exchange.
     CONSUMER_ENABLED: bool = True
     AMQP_URL: str = "amqp://guest:guest@127.0.0.1:5672/"
-    AMQP_EXCHANGE: str = "payments"
-    AMQP_QUEUE: str = "providers.payment-pending"
-    AMQP_ROUTING_KEY: str = "payment.pending"
+    # The topology is payplane_core.messaging's (the relay declares the same queue).
+    AMQP_EXCHANGE: str = messaging.EXCHANGE
+    AMQP_QUEUE: str = messaging.PROVIDERS_QUEUE.name
+    AMQP_ROUTING_KEY: str = messaging.PROVIDERS_QUEUE.binding
+    # Dead-letter exchange and queue (one name for both) of messages that failed too often.
+    AMQP_DEAD_LETTER: str = messaging.PROVIDERS_QUEUE.dead_letter_queue
     # Payments routed at once (bounded concurrency: the rest wait in the queue). None holds a
     # database connection while it waits on a provider, so the pool needs no more than this.
     AMQP_PREFETCH: int = 16

@@ -9,14 +9,14 @@ way the event goes out with the same ``webhook-id``, so the merchant can drop a 
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections import Counter
 
 import httpx
 from aio_pika.abc import AbstractConnection, AbstractIncomingMessage
-from payplane_core import egress, telemetry
+from payplane_core import egress, messaging, telemetry
 from payplane_core.context import accept_or_new_request_id, request_id_var
+from payplane_core.events import InvalidEvent, PaymentEvent
 from prometheus_client import Counter as Metric
 from prometheus_client import Histogram
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -73,14 +73,11 @@ def parse_message(message: AbstractIncomingMessage) -> store.IncomingEvent:
         raise InvalidMessage("no message_id")
     try:
         body = message.body.decode()
-        payload = json.loads(body)
-        data = payload["data"]
-        event_type = str(payload["type"])
-    except (UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
-        raise InvalidMessage(f"body is not a payment event: {type(exc).__name__}") from None
-    if not isinstance(data, dict):
-        raise InvalidMessage("body.data is not an object")
-    merchant_id = _header(message, "merchant-id") or str(data.get("merchant_id") or "")
+        event = PaymentEvent.parse(body)
+    except (UnicodeDecodeError, InvalidEvent) as exc:
+        raise InvalidMessage(f"body is not a payment event: {exc}") from None
+    data = event.data
+    merchant_id = _header(message, "merchant-id") or data.merchant_id
     if not merchant_id:
         raise InvalidMessage("no merchant id")
     # Stored with the delivery so retries from the database continue the same trace.
@@ -90,8 +87,8 @@ def parse_message(message: AbstractIncomingMessage) -> store.IncomingEvent:
     return store.IncomingEvent(
         event_id=message.message_id,
         merchant_id=merchant_id,
-        payment_id=_header(message, "payment-id") or str(data.get("id") or ""),
-        event_type=event_type,
+        payment_id=_header(message, "payment-id") or data.id,
+        event_type=event.type,
         body=body,
         trace=trace,
     )
@@ -109,7 +106,7 @@ class Notifier:
         self.sessions = sessions
         self.directory = directory
         self.client = client
-        self.topology = topology.Topology.from_settings(settings)
+        self.topology = topology.for_notifier(settings)
         self.broker = amqp.BrokerState()
         self.limits = sender.Limits(
             deadline_seconds=settings.WEBHOOK_TIMEOUT_SECONDS,
@@ -165,10 +162,11 @@ class Notifier:
     async def _consume(self, connection: AbstractConnection) -> None:
         channel = await connection.channel(publisher_confirms=False)
         await channel.set_qos(prefetch_count=self.settings.NOTIFIER_PREFETCH)
-        _, queue = await topology.declare(channel, self.topology)
+        _, queues = await messaging.declare(channel, self.topology)
+        queue = queues[self.settings.NOTIFIER_QUEUE]
         await queue.consume(self.on_message)
         self.broker.connected = True
-        log.info("notifier consuming", extra={"queue": self.topology.queue})
+        log.info("notifier consuming", extra={"queue": queue.name})
         await amqp.wait_broken(connection, channel)
 
     async def on_message(self, message: AbstractIncomingMessage) -> None:

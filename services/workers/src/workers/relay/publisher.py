@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 import aio_pika
 from aio_pika.abc import AbstractConnection, AbstractExchange
 from opentelemetry import propagate, trace
+from payplane_core import messaging
+from payplane_core.events import PaymentEvent
 from payplane_core.telemetry import tracer
 from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -61,7 +63,7 @@ class Relay:
     def __init__(self, settings: RelaySettings, engine: AsyncEngine) -> None:
         self.settings = settings
         self.engine = engine
-        self.topology = topology.Topology.from_settings(settings)
+        self.topology = topology.for_relay(settings)
         self.broker = amqp.BrokerState()
 
     async def run(self) -> None:
@@ -70,7 +72,8 @@ class Relay:
     async def _session(self, connection: AbstractConnection) -> None:
         # on_return_raises: an unroutable message is a failure, not a silent drop.
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
-        exchange, _ = await topology.declare(channel, self.topology)
+        exchange, _ = await messaging.declare(channel, self.topology)
+        await messaging.retire_replaced(connection, self.topology)
         self.broker.connected = True
         log.info("relay connected", extra={"exchange": self.topology.exchange})
         while True:
@@ -112,6 +115,9 @@ class Relay:
         return len(events)
 
     async def _publish(self, exchange: AbstractExchange, event: outbox.ClaimedEvent) -> None:
+        # Only the contract's events leave: a row that is not one fails (and is retried, then
+        # marked failed) here, instead of poisoning every consumer's queue.
+        PaymentEvent.parse(event.body)
         # With confirms, publish() returns only after the broker has the message (persisted,
         # since the queue is durable and the message persistent), and raises on nack/return.
         # The trace stored with the row continues here (standard propagator, W3C headers);

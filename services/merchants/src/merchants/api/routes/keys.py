@@ -6,16 +6,7 @@ from fastapi import APIRouter
 from payplane_core.problems import Problem
 
 from merchants import service
-from merchants.api.deps import (
-    AdminCaller,
-    Box,
-    GatewayCaller,
-    RedisDep,
-    Sessions,
-    SettingsDep,
-    drop_cached_keys,
-    rotation_grace,
-)
+from merchants.api.deps import AdminCaller, Box, GatewayCaller, Sessions, UseCases
 from merchants.api.routes.merchants import not_found
 from merchants.schemas import (
     KeyIssue,
@@ -81,22 +72,12 @@ async def rotate_key(
     key_id: str,
     body: KeyRotate,
     caller: AdminCaller,
-    sessions: Sessions,
-    box: Box,
-    redis: RedisDep,
-    settings: SettingsDep,
+    merchants: UseCases,
 ) -> KeyRotated:
-    grace = rotation_grace(body.grace_seconds, settings)
     try:
-        async with sessions.begin() as session:
-            new, old = await service.rotate_key(
-                session,
-                box,
-                merchant_id=merchant_id,
-                key_id=key_id,
-                grace=timedelta(seconds=grace),
-                actor=caller,
-            )
+        new, old = await merchants.rotate_key(
+            merchant_id=merchant_id, key_id=key_id, grace_seconds=body.grace_seconds, actor=caller
+        )
     except service.MerchantNotFound:
         raise not_found(merchant_id) from None
     except service.KeyNotFound:
@@ -105,7 +86,6 @@ async def rotate_key(
         raise Problem(
             409, "key-inactive", f"Key {key_id} is revoked, expired or already rotated."
         ) from None
-    await drop_cached_keys(redis, [old.key_hash])  # its new expiry must reach the gateway
     return KeyRotated(
         key=key_out(new.key),
         secret_key=new.secret_key,
@@ -116,16 +96,12 @@ async def rotate_key(
 
 @router.post("/{key_id}/revoke", response_model=KeyOut)
 async def revoke_key(
-    merchant_id: str, key_id: str, caller: AdminCaller, sessions: Sessions, redis: RedisDep
+    merchant_id: str, key_id: str, caller: AdminCaller, merchants: UseCases
 ) -> KeyOut:
     try:
-        async with sessions.begin() as session:
-            key = await service.revoke_key(
-                session, merchant_id=merchant_id, key_id=key_id, actor=caller
-            )
+        key = await merchants.revoke_key(merchant_id=merchant_id, key_id=key_id, actor=caller)
     except service.KeyNotFound:
         raise key_not_found(key_id) from None
-    await drop_cached_keys(redis, [key.key_hash])
     return key_out(key)
 
 

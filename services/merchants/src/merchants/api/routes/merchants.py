@@ -1,22 +1,12 @@
 """Internal merchants API (platform callers only: the CLI, the operator, the notifier)."""
 
-from datetime import timedelta
-
 from fastapi import APIRouter, Response
 from payplane_core import egress
 from payplane_core.problems import Problem
 from payplane_core.usage import current_period, quota_counter_key
 
 from merchants import service
-from merchants.api.deps import (
-    AdminCaller,
-    Box,
-    RedisDep,
-    Sessions,
-    SettingsDep,
-    drop_cached_keys,
-    rotation_grace,
-)
+from merchants.api.deps import AdminCaller, Box, RedisDep, Sessions, SettingsDep, UseCases
 from merchants.schemas import (
     Credentials,
     CredentialsRotate,
@@ -97,33 +87,22 @@ async def update_merchant(
     merchant_id: str,
     body: MerchantUpdate,
     caller: AdminCaller,
-    sessions: Sessions,
-    redis: RedisDep,
+    merchants: UseCases,
     settings: SettingsDep,
 ) -> MerchantOut:
     await refuse_unsafe_webhook_url(body.webhook_url, settings)
     try:
-        async with sessions.begin() as session:
-            merchant, hashes = await service.update_merchant(
-                session, merchant_id=merchant_id, data=body, actor=caller
-            )
-            out = merchant_out(merchant)
+        return await merchants.update(merchant_id=merchant_id, data=body, actor=caller)
     except service.MerchantNotFound:
         raise not_found(merchant_id) from None
-    await drop_cached_keys(redis, hashes)  # the gateway caches limits with each key
-    return out
 
 
 @router.delete("/{merchant_id}", status_code=204)
-async def delete_merchant(
-    merchant_id: str, caller: AdminCaller, sessions: Sessions, redis: RedisDep
-) -> None:
+async def delete_merchant(merchant_id: str, caller: AdminCaller, merchants: UseCases) -> None:
     try:
-        async with sessions.begin() as session:
-            hashes = await service.delete_merchant(session, merchant_id=merchant_id, actor=caller)
+        await merchants.delete(merchant_id=merchant_id, actor=caller)
     except service.MerchantNotFound:
         raise not_found(merchant_id) from None
-    await drop_cached_keys(redis, hashes)
 
 
 @router.get("/{merchant_id}/webhook", response_model=WebhookTarget)
@@ -146,21 +125,14 @@ async def rotate_credentials(
     merchant_id: str,
     body: CredentialsRotate,
     caller: AdminCaller,
-    sessions: Sessions,
-    box: Box,
-    redis: RedisDep,
-    settings: SettingsDep,
+    merchants: UseCases,
 ) -> Credentials:
-    grace = rotation_grace(body.grace_seconds, settings)
     try:
-        async with sessions.begin() as session:
-            credentials, old_keys = await service.rotate_credentials(
-                session, box, merchant_id=merchant_id, grace=timedelta(seconds=grace), actor=caller
-            )
+        return await merchants.rotate(
+            merchant_id=merchant_id, grace_seconds=body.grace_seconds, actor=caller
+        )
     except service.MerchantNotFound:
         raise not_found(merchant_id) from None
-    await drop_cached_keys(redis, [k.key_hash for k in old_keys])
-    return credentials
 
 
 @router.get("/{merchant_id}/usage", response_model=Usage)

@@ -46,6 +46,12 @@ async def record_event(
             result = payment_json(payment)
     except service.PaymentNotFound:
         raise Problem(404, "payment-not-found", f"No payment {payment_id}.") from None
+    except service.WrongProvider as exc:
+        metrics.REFUSED_REPORTS.labels("wrong_provider").inc()
+        raise Problem(409, "wrong-provider", str(exc)) from None
+    except service.ChargeMismatch as exc:
+        metrics.REFUSED_REPORTS.labels("charge_mismatch").inc()
+        raise Problem(409, "charge-mismatch", str(exc)) from None
     except IllegalTransition as exc:
         raise Problem(
             409,

@@ -90,6 +90,8 @@ async def _create_charge(
             settings=settings, ledger=ledger, http=request.app.state.http, charge=charge
         ),
     )
+    if control.error_after_charge_rate and random.random() < control.error_after_charge_rate:  # noqa: S311
+        raise Problem(500, "injected-error-after-charge", "Simulated provider error.")
     return JSONResponse(charge.public(), status_code=201)
 
 

@@ -16,6 +16,7 @@ class ControlIn(BaseModel):
 
     latency_ms: int = Field(default=0, ge=0, le=600_000)
     error_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    error_after_charge_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     callbacks_enabled: bool = True
 
 

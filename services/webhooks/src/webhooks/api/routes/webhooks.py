@@ -13,7 +13,7 @@ from webhooks.verify import PROVIDER_HEADER
 
 router = APIRouter(prefix="/api/v1/payments", tags=["provider webhooks"])
 
-_TITLES = {400: "Bad Request", 403: "Forbidden", 503: "Service Unavailable"}
+_TITLES = {400: "Bad Request", 403: "Forbidden", 409: "Conflict", 503: "Service Unavailable"}
 
 
 @router.post("/webhook")
