@@ -82,6 +82,16 @@ def test_final_status_at_the_provider_finishes_the_payment(status):
     assert step.event.source == "reconciler"
 
 
+def test_a_synced_outcome_carries_what_the_provider_charged():
+    """So payments compares it with the payment (a mismatch is refused, never applied)."""
+    claimed = Claimed("pay_1", 0, None)
+    charged = answer(status="succeeded", amount=1250, currency="EUR")
+    step = after_sync(charged, claimed, now=T0, policy=POLICY)
+    assert (step.event.amount, step.event.currency) == (1250, "EUR")
+    unstated = after_sync(answer(status="succeeded"), claimed, now=T0, policy=POLICY)
+    assert (unstated.event.amount, unstated.event.currency) == (None, None)
+
+
 def test_still_processing_changes_nothing():
     step = after_sync(answer(status="processing"), Claimed("p", 0, None), now=T0, policy=POLICY)
     assert (step.result, step.event.status) == ("still_processing", None)

@@ -103,7 +103,12 @@ def after_sync(answer: dict[str, Any], claimed: Claimed, *, now: datetime, polic
             "charge_status": status,
             "failure_reason": charge.get("failure_reason"),
         }
-        return Step(status, _event("reconciliation.synced", detail, Status(status)))
+        synced = _event("reconciliation.synced", detail, Status(status))
+        # What the provider charged is compared with the payment (service.check_reporter).
+        amount, currency = charge.get("amount"), charge.get("currency")
+        if type(amount) is int and isinstance(currency, str):
+            synced = synced.model_copy(update={"amount": amount, "currency": currency})
+        return Step(status, synced)
     if charge is not None:  # still working on it there
         detail = {"provider": provider, "charge_status": status}
         return Step("still_processing", _event("reconciliation.checked", detail))
@@ -255,6 +260,9 @@ class Reconciler:
         except IllegalTransition as exc:  # a callback finished it meanwhile, differently
             log.warning("reconciliation outcome refused", extra={"payment_id": payment_id})
             return Step(f"conflict_{exc.current.value}", None, step.unreachable_since)
+        except service.ChargeMismatch:  # never applied: for a human to look at
+            log.error("provider's charge is not the payment's", extra={"payment_id": payment_id})
+            return Step("charge_mismatch", None, step.unreachable_since)
         return step
 
 
