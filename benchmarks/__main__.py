@@ -6,7 +6,17 @@ import sys
 from benchmarks.load import conditions
 
 # Each module has run_bench(); listed in the order the platform is built up.
-MODULES = ["payments", "gateway", "ingress", "pipeline", "flow", "tracing", "sustained", "operator"]
+MODULES = [
+    "payments",
+    "gateway",
+    "ingress",
+    "pipeline",
+    "flow",
+    "tracing",
+    "sustained",
+    "lifecycle",
+    "operator",
+]
 
 
 def main(names: list[str]) -> int:

@@ -29,3 +29,33 @@ def test_an_untraced_hop_carries_the_callers_context_on():
     assert carried == {"traceparent": PARENT}
     assert telemetry.carrier({}) == {}
     assert telemetry.carrier({"traceparent": "garbage"}) == {}
+
+
+async def test_queries_get_spans_only_inside_a_recorded_trace():
+    import asyncpg
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+
+    exported = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exported))
+    instrumentor = telemetry._queries_in_recorded_traces_only()
+    instrumentor.instrument(tracer_provider=provider)
+    conn = await asyncpg.connect("postgresql://payplane:payplane@127.0.0.1:5432/postgres")
+    try:
+        await conn.fetchval("SELECT 1")  # a poll outside any request: no trace of its own
+        with TracerProvider(sampler=ALWAYS_OFF).get_tracer("t").start_as_current_span("out"):
+            await conn.fetchval("SELECT 2")  # a sampled-out trace: nothing to record
+        with provider.get_tracer("t").start_as_current_span("request"):
+            await conn.fetchval("SELECT 3")
+            statement = await conn.prepare("SELECT 4")
+            await statement.fetchval()
+    finally:
+        await conn.close()
+        instrumentor.uninstrument()
+    spans = exported.get_finished_spans()
+    assert [s.name for s in spans] == ["SELECT", "SELECT", "request"]
+    request = spans[-1].context.span_id
+    assert all(s.parent.span_id == request for s in spans[:-1])

@@ -1,6 +1,7 @@
 """Async database engine, sessions, database creation and Alembic migrations."""
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -14,7 +15,7 @@ from alembic.config import Config
 from prometheus_client import REGISTRY
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from sqlalchemy import DateTime, text
+from sqlalchemy import DateTime, event, exc, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
@@ -40,16 +41,59 @@ def async_url(url: str) -> str:
 def create_engine(
     url: str, *, pool_size: int = 5, max_overflow: int = 5, pool_timeout: float = 3.0
 ) -> AsyncEngine:
-    """At most ``pool_size + max_overflow`` connections (``DatabaseSettings.db_pool()``)."""
+    """At most ``pool_size + max_overflow`` connections (``DatabaseSettings.db_pool()``).
+
+    All of them are kept once opened: SQLAlchemy closes an overflow connection as it comes
+    back, so bursty load opened and closed connections all the time (a PostgreSQL backend
+    fork, SCRAM authentication and asyncpg's type set-up each time). The most a process may
+    hold, which the connection budget adds up, is unchanged; connections are opened lazily, as
+    before."""
     engine = create_async_engine(
         async_url(url),
-        pool_size=pool_size,
-        max_overflow=max_overflow,
+        pool_size=pool_size + max_overflow,
+        max_overflow=0,
         pool_timeout=pool_timeout,
-        pool_pre_ping=True,
+        # The connection used last goes out first: under light load the rest stay idle
+        # (pinged before reuse) instead of each being used just often enough to be kept.
+        pool_use_lifo=True,
     )
+    _check_before_use(engine)
     _POOLS.engines[make_url(url).database or "default"] = engine
     return engine
+
+
+# A pooled connection idle longer than this is pinged before it is handed out again.
+IDLE_PING_SECONDS = 5.0
+
+
+def _check_before_use(engine: AsyncEngine) -> None:
+    """Never hand out a dead connection, without a round trip per checkout.
+
+    SQLAlchemy's ``pool_pre_ping`` pings on every checkout, and on asyncpg outside autocommit
+    that ping is three round trips (BEGIN; ";"; ROLLBACK), on every request. Here a connection
+    whose socket the server closed (a restart, ``pg_terminate_backend``) is seen as closed
+    without asking; one that sat idle a while (when a silently dropped peer is possible) is
+    pinged as before; one that was in use moments ago goes out as it is. A dead one is
+    replaced by a fresh connection before the caller sees it (the pool retries on
+    ``DisconnectionError``), as with ``pool_pre_ping``.
+    """
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def checked_in(dbapi_connection, record) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def checked_out(dbapi_connection, record, _proxy) -> None:
+        idle_since = record.info.pop("idle_since", None)
+        if idle_since is None:  # just connected
+            return
+        if dbapi_connection.driver_connection.is_closed():
+            raise exc.DisconnectionError("connection closed by the server")
+        if time.monotonic() - idle_since > IDLE_PING_SECONDS:
+            try:
+                dbapi_connection.ping()
+            except Exception as error:  # noqa: BLE001 - any failure: use another connection
+                raise exc.DisconnectionError(f"ping failed: {type(error).__name__}") from error
 
 
 class _PoolCollector(Collector):

@@ -57,15 +57,37 @@ def setup_tracing(service_name: str, exporter=None) -> bool:
     return True
 
 
+def _queries_in_recorded_traces_only():
+    """The official asyncpg instrumentation, except that a query outside a recording span runs
+    untouched: no attributes built, no span started. Such a query is either in a sampled-out
+    trace (its span would be dropped anyway) or in no trace at all (a worker's poll, a
+    retention sweep: no payment's story, yet a root trace of its own every poll)."""
+    from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+
+    def only_when_recording(wrapper):
+        async def wrapped(self, func, instance, args, kwargs):
+            if not trace.get_current_span().is_recording():
+                return await func(*args, **kwargs)
+            return await wrapper(self, func, instance, args, kwargs)
+
+        return wrapped
+
+    class Instrumentor(AsyncPGInstrumentor):
+        _do_execute = only_when_recording(AsyncPGInstrumentor._do_execute)
+        _do_cursor_execute = only_when_recording(AsyncPGInstrumentor._do_cursor_execute)
+        _do_prepared_execute = only_when_recording(AsyncPGInstrumentor._do_prepared_execute)
+
+    return Instrumentor()
+
+
 def _instrument_libraries() -> None:
     from opentelemetry.instrumentation.aio_pika import AioPikaInstrumentor
-    from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
     from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
     from opentelemetry.instrumentation.redis import RedisInstrumentor
 
     for instrumentor in (
         HTTPXClientInstrumentor(),
-        AsyncPGInstrumentor(),
+        _queries_in_recorded_traces_only(),
         RedisInstrumentor(),
         AioPikaInstrumentor(),
     ):

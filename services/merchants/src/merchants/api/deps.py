@@ -14,6 +14,8 @@ from merchants.core.config import Settings
 from merchants.service import Merchants
 
 
+# async (they await nothing): FastAPI runs a plain def dependency in its thread pool, a
+# thread hop per request for a dictionary lookup.
 async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
@@ -30,7 +32,7 @@ async def get_redis(request: Request) -> Redis:
     return request.app.state.redis
 
 
-def get_merchants(request: Request) -> Merchants:
+async def get_merchants(request: Request) -> Merchants:
     return request.app.state.merchants
 
 

@@ -18,6 +18,8 @@ from payments.core.config import Settings
 from payments.quota import QuotaLedger
 
 
+# async (they await nothing): FastAPI runs a plain def dependency in its thread pool, a
+# thread hop per request for a dictionary lookup.
 async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 

@@ -10,6 +10,8 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from providers.flow import FlowDeps
 
 
+# async (they await nothing): FastAPI runs a plain def dependency in its thread pool, a
+# thread hop per request for a dictionary lookup.
 async def get_sessions(request: Request) -> async_sessionmaker:
     return request.app.state.sessions
 

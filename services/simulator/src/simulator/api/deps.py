@@ -10,6 +10,8 @@ from simulator.core.config import Settings
 from simulator.ledger import Ledger
 
 
+# async (they await nothing): FastAPI runs a plain def dependency in its thread pool, a
+# thread hop per request for a dictionary lookup.
 async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 

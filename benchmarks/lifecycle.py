@@ -1,0 +1,413 @@
+"""A payment's whole life under open-loop load, and what it costs in CPU per process.
+
+Signed creates go through Envoy at a constant arrival rate (50, 100, 150 and 200 per second,
+30 s each): a load generator in its own process starts every request on schedule whatever the
+latency of the earlier ones (no coordinated omission). The merchant's endpoint, in another
+process, verifies every webhook with the official ``standardwebhooks`` library. Each rate runs
+until every created payment's final webhook is verified (the drain), and reports:
+
+- achieved create rate, create latency p50/p99, failed creates (non-201 or transport error),
+  payments lost (created, no final webhook after the drain) and the end-to-end rate;
+- commit → verified final webhook p50/p99 (the payment's ``created_at`` to the moment the
+  merchant verified the signature; both clocks are this machine's);
+- CPU ms per payment of every server process, from /proc utime+stime deltas over the run plus
+  the drain (PostgreSQL, RabbitMQ and Redis with their children; the bench's own client and
+  merchant endpoint are not counted).
+
+A rate the platform cannot keep up with (fewer than 95 % of the offered creates answered 201,
+or payments unfinished after the drain) is where it saturates: higher rates are not offered.
+
+``PAYPLANE_BENCH_QUICK=1``: 10 s at 25 and 50 per second only; ``PAYPLANE_BENCH_RATES=25,50``
+chooses the rates.
+``PAYPLANE_BENCH_PROFILE=DIR``: py-spy records every Python server process during each rate
+(flame graphs in DIR; the profiler's own CPU is then in the figures, so compare with care).
+"""
+
+import asyncio
+import json
+import multiprocessing
+import os
+import secrets
+import signal
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from payplane_cli import local
+from payplane_cli.stack import PROCESSES, Stack
+
+QUICK = os.environ.get("PAYPLANE_BENCH_QUICK") == "1"
+RATES = tuple(
+    int(rate) for rate in os.environ.get("PAYPLANE_BENCH_RATES", "").split(",") if rate
+) or ((25, 50) if QUICK else (50, 100, 150, 200))
+SECONDS = 10 if QUICK else 30
+DRAIN_SECONDS = 60
+WARMUP = (10, 3)  # per second, seconds: connections, caches and JIT-less Python warmed first
+PROFILE = os.environ.get("PAYPLANE_BENCH_PROFILE")
+FINAL = ("payment.succeeded", "payment.failed")
+TICK = os.sysconf("SC_CLK_TCK")
+# Shared servers the platform uses, found by command name; their children count with them.
+SHARED = {"PostgreSQL": ("postgres",), "RabbitMQ": ("beam.smp",), "Redis": ("redis-server",)}
+NOT_COUNTED = ("prometheus",)  # scrapes the stack; no part of any payment
+
+
+# -- CPU from /proc ---------------------------------------------------------------------------
+def _stat(pid: int) -> list[str] | None:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    name, _, rest = text.rpartition(")")
+    return [name.partition("(")[2], *rest.split()]  # [comm, state, ppid, pgrp, ...]
+
+
+def _processes() -> dict[int, list[str]]:
+    table = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and (stat := _stat(int(entry))) is not None:
+            table[int(entry)] = stat
+    return table
+
+
+def _ticks(stat: list[str]) -> tuple[int, int]:
+    """(own utime+stime, reaped children's cutime+cstime)."""
+    return int(stat[12]) + int(stat[13]), int(stat[14]) + int(stat[15])
+
+
+@dataclass
+class Snapshot:
+    """CPU ticks per server group: each member's own, plus what the group's roots reaped."""
+
+    own: dict[str, dict[tuple[int, str], int]] = field(default_factory=dict)
+    reaped: dict[str, int] = field(default_factory=dict)
+
+
+def _groups(stack: Stack, table: dict[int, list[str]]) -> dict[str, list[int]]:
+    roots: dict[str, list[int]] = {}
+    for name in PROCESSES:
+        if name not in NOT_COUNTED and (pid := stack.pid_of(name)) is not None:
+            roots[name] = [pid]
+    for group, commands in SHARED.items():
+        roots[group] = [
+            pid
+            for pid, stat in table.items()
+            if stat[0] in commands and table.get(int(stat[2]), ["", ""])[0] not in commands
+        ]
+    children: dict[int, list[int]] = {}
+    for pid, stat in table.items():
+        children.setdefault(int(stat[2]), []).append(pid)
+    groups = {}
+    for group, pids in roots.items():
+        members, todo = [], list(pids)
+        while todo:
+            pid = todo.pop()
+            members.append(pid)
+            todo += children.get(pid, [])
+        groups[group] = members
+    return groups
+
+
+def snapshot(stack: Stack) -> tuple[Snapshot, dict[str, list[int]]]:
+    table = _processes()
+    groups = _groups(stack, table)
+    snap = Snapshot()
+    for group, members in groups.items():
+        snap.own[group] = {(pid, table[pid][20]): _ticks(table[pid])[0] for pid in members}
+        snap.reaped[group] = sum(_ticks(table[pid])[1] for pid in members)
+    return snap, groups
+
+
+def cpu_ms(before: Snapshot, after: Snapshot) -> dict[str, float]:
+    """Per group: CPU used between the snapshots. A member that exited in between was reaped
+    into its parent's children time with all its life's ticks: what it had used before is
+    taken off again."""
+    used = {}
+    for group, members in after.own.items():
+        earlier = before.own.get(group, {})
+        ticks = sum(t - earlier.get(key, 0) for key, t in members.items())
+        ticks += after.reaped[group] - before.reaped.get(group, 0)
+        ticks -= sum(t for key, t in earlier.items() if key not in members)
+        used[group] = max(0, ticks) * 1000 / TICK
+    return used
+
+
+# -- the merchant's endpoint, in its own process ------------------------------------------------
+def _merchant_endpoint(port_out, arrivals, secret_in) -> None:
+    from aiohttp import web
+    from standardwebhooks import Webhook
+
+    async def serve() -> None:
+        hooks: list[Webhook] = []
+
+        async def receive(request: web.Request) -> web.Response:
+            body = await request.read()
+            if not hooks:
+                hooks.append(Webhook(secret_in.recv()))
+            event = hooks[0].verify(body, dict(request.headers))  # raises: a 500 gets retried
+            if event["type"] in FINAL:
+                arrivals.put((event["data"]["id"], time.time()))
+            return web.Response(status=204)
+
+        app = web.Application()
+        app.router.add_post("/hooks", receive)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port_out.send(site._server.sockets[0].getsockname()[1])
+        await asyncio.Event().wait()
+
+    asyncio.run(serve())
+
+
+# -- the open-loop load generator, in its own process -------------------------------------------
+@dataclass(frozen=True)
+class Offered:
+    """One create as sent: what the generator needs, signed before the clock starts."""
+
+    headers: dict[str, str]
+    body: bytes
+
+
+def sign_creates(url: str, creds: dict[str, str], count: int) -> list[Offered]:
+    import requests
+    from requests_http_signature import HTTPSignatureAuth, algorithms
+
+    auth = HTTPSignatureAuth(
+        signature_algorithm=algorithms.HMAC_SHA256,
+        key=creds["signing_secret"].encode(),
+        key_id=creds["api_key_id"],
+        covered_component_ids=("@method", "@path", "content-digest"),
+        use_nonce=True,
+    )
+    offered = []
+    for _ in range(count):
+        body = json.dumps({"amount": 1000, "currency": "EUR"}).encode()
+        request = requests.Request(
+            "POST",
+            url,
+            data=body,
+            headers={
+                "Authorization": f"Bearer {creds['api_key']}",
+                "Content-Type": "application/json",
+                "Idempotency-Key": secrets.token_hex(8),
+            },
+        ).prepare()
+        auth(request)
+        offered.append(Offered(dict(request.headers), body))
+    return offered
+
+
+def _generate(url: str, offered: list[Offered], rate: int, results) -> None:
+    import aiohttp
+
+    async def run() -> list[tuple[int | str, float, str | None, str | None]]:
+        connector = aiohttp.TCPConnector(limit=0)
+        timeout = aiohttp.ClientTimeout(total=30)
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as client:
+
+            async def create(item: Offered, scheduled: float):
+                try:
+                    async with client.post(url, data=item.body, headers=item.headers) as answer:
+                        payload = await answer.read()
+                        latency = time.perf_counter() - scheduled
+                        if answer.status != 201:
+                            return answer.status, latency, None, None
+                        created = json.loads(payload)
+                        return 201, latency, created["id"], created["created_at"]
+                except (aiohttp.ClientError, TimeoutError) as exc:
+                    return type(exc).__name__, time.perf_counter() - scheduled, None, None
+
+            tasks = []
+            start = time.perf_counter() + 0.2
+            for i, item in enumerate(offered):
+                scheduled = start + i / rate  # latency counts from the schedule, not the send
+                await asyncio.sleep(max(0.0, scheduled - time.perf_counter()))
+                tasks.append(asyncio.create_task(create(item, scheduled)))
+            answers = await asyncio.gather(*tasks)
+            results.send((time.perf_counter() - start, answers))
+            return answers
+
+    asyncio.run(run())
+
+
+# -- one rate -----------------------------------------------------------------------------------
+def _pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+@dataclass
+class Outcome:
+    rate: int
+    achieved: float
+    create_p50: float
+    create_p99: float
+    webhook_p50: float
+    webhook_p99: float
+    created: int
+    failed: Counter
+    unfinished: int
+    end_to_end: float
+    cpu: dict[str, float]
+
+    def line(self) -> str:
+        failed = sum(self.failed.values())
+        total = sum(self.cpu.values()) / max(1, self.created)
+        return (
+            f"  {self.rate:>3}/s offered: {self.achieved:.0f}/s created, create p50 "
+            f"{self.create_p50:.0f} ms p99 {self.create_p99:.0f} ms, commit→verified webhook "
+            f"p50 {self.webhook_p50:.0f} ms p99 {self.webhook_p99:.0f} ms, "
+            f"{self.end_to_end:.0f} payments/s end to end, failed {failed}"
+            f"{' ' + str(dict(self.failed)) if failed else ''}, unfinished {self.unfinished}, "
+            f"CPU {total:.1f} ms per payment"
+        )
+
+    @property
+    def saturated(self) -> bool:
+        return self.created < 0.95 * self.rate * SECONDS or self.unfinished > 0
+
+
+def _profile(stack: Stack, rate: int) -> list:
+    import subprocess
+
+    out = Path(PROFILE)
+    out.mkdir(parents=True, exist_ok=True)
+    _, groups = snapshot(stack)
+    return [
+        subprocess.Popen(  # noqa: S603 - our own argv
+            [
+                str(Path(sys.executable).parent / "py-spy"),
+                "record",
+                "--nonblocking",
+                "--rate",
+                "50",
+                "--pid",
+                str(members[0]),
+                "--output",
+                str(out / f"{name}-{rate}.svg"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for name, members in groups.items()
+        if name in PROCESSES and name != "envoy"
+    ]
+
+
+def offer(
+    stack: Stack, creds: dict[str, str], arrivals, rate: int, seconds: int = SECONDS
+) -> Outcome:
+    url = stack.url("envoy") + "/api/v1/payments"
+    offered = sign_creates(url, creds, rate * seconds)
+    profilers = _profile(stack, rate) if PROFILE else []
+    before, _ = snapshot(stack)
+    receive_results, send_results = multiprocessing.Pipe(duplex=False)
+    generator = multiprocessing.Process(
+        target=_generate, args=(url, offered, rate, send_results), daemon=True
+    )
+    t0 = time.time()
+    generator.start()
+    seconds, answers = receive_results.recv()
+    generator.join()
+    created = {pid: at for status, _, pid, at in answers if status == 201}
+    verified: dict[str, float] = {}
+    deadline = time.monotonic() + DRAIN_SECONDS
+    while not created.keys() <= verified.keys() and time.monotonic() < deadline:
+        while not arrivals.empty():
+            payment, at = arrivals.get()
+            verified.setdefault(payment, at)
+        time.sleep(0.05)
+    after, _ = snapshot(stack)
+    for profiler in profilers:
+        profiler.send_signal(signal.SIGINT)  # py-spy writes its flame graph on SIGINT
+        profiler.wait()
+    done = [verified[p] for p in created if p in verified]
+    lags = [(verified[p] - _epoch(at)) * 1000 for p, at in created.items() if p in verified]
+    latencies = [latency * 1000 for status, latency, _, _ in answers if status == 201]
+    return Outcome(
+        rate=rate,
+        achieved=len(created) / seconds,
+        create_p50=_pct(latencies, 0.5),
+        create_p99=_pct(latencies, 0.99),
+        webhook_p50=_pct(lags, 0.5),
+        webhook_p99=_pct(lags, 0.99),
+        created=len(created),
+        failed=Counter(status for status, *_ in answers if status != 201),
+        unfinished=len(created) - len(done),
+        end_to_end=len(done) / (max(done) - t0) if done else 0.0,
+        cpu=cpu_ms(before, after),
+    )
+
+
+def _epoch(iso: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+def table(outcomes: list[Outcome]) -> str:
+    groups = sorted(
+        outcomes[0].cpu, key=lambda g: -sum(o.cpu.get(g, 0) / max(1, o.created) for o in outcomes)
+    )
+    head = "  | process | " + " | ".join(f"{o.rate}/s" for o in outcomes) + " |"
+    rule = "  |---|" + "---|" * len(outcomes)
+    rows = [
+        f"  | {group} | "
+        + " | ".join(f"{o.cpu.get(group, 0) / max(1, o.created):.1f}" for o in outcomes)
+        + " |"
+        for group in groups
+    ]
+    total = (
+        "  | **total** | "
+        + " | ".join(f"**{sum(o.cpu.values()) / max(1, o.created):.1f}**" for o in outcomes)
+        + " |"
+    )
+    return "\n".join(["  CPU ms per payment, by process:", head, rule, *rows, total])
+
+
+def run_bench() -> None:
+    from benchmarks.flow import unlimited_merchant
+
+    stack = Stack.for_bench()
+    local.fresh_up(stack)
+    context = multiprocessing.get_context("spawn")
+    arrivals = context.Queue()
+    port_in, port_out = context.Pipe(duplex=False)
+    secret_in, secret_out = context.Pipe(duplex=False)
+    endpoint = context.Process(
+        target=_merchant_endpoint, args=(port_out, arrivals, secret_in), daemon=True
+    )
+    endpoint.start()
+    try:
+        receiver = _Endpoint(f"http://127.0.0.1:{port_in.recv()}/hooks")
+        creds = unlimited_merchant(stack, receiver, "bench-lifecycle")
+        secret_out.send(creds["webhook_secret"])
+        offer(stack, creds, arrivals, WARMUP[0], seconds=WARMUP[1])
+        outcomes = []
+        for rate in RATES:
+            outcomes.append(offer(stack, creds, arrivals, rate))
+            print(outcomes[-1].line(), flush=True)
+            if outcomes[-1].saturated:
+                print(f"  saturated at {rate}/s: higher rates not offered")
+                break
+        print(table(outcomes))
+    finally:
+        endpoint.terminate()
+        local.down(stack)
+
+
+@dataclass
+class _Endpoint:
+    """What ``unlimited_merchant`` needs of a receiver: its URL (and a place for the secret)."""
+
+    url: str
+    secret: str | None = None
+
+
+if __name__ == "__main__":
+    run_bench()
