@@ -30,9 +30,11 @@ bench: bootstrap
 soak: bootstrap
 	@.venv/bin/python -m benchmarks.soak
 
-# ruff (style and bugs), import-linter (the boundaries in pyproject.toml), vulture (dead code).
+# ruff (style and bugs), import-linter (the boundaries in pyproject.toml), vulture (dead code),
+# sizes (no file over 400 lines, no function over 60; scripts/check_sizes.py).
 lint: bootstrap
 	@.venv/bin/ruff check .
 	@.venv/bin/ruff format --check .
 	@.venv/bin/lint-imports --no-cache
 	@.venv/bin/vulture --min-confidence 80 libs services tools operator benchmarks
+	@.venv/bin/python scripts/check_sizes.py

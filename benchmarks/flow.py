@@ -8,6 +8,7 @@ import secrets
 import statistics
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -62,34 +63,37 @@ def unlimited_merchant(stack: Stack, receiver: Receiver, prefix: str) -> dict[st
     return creds
 
 
+def payment_poster(stack: Stack, creds: dict[str, str]) -> Callable[[dict], requests.Response]:
+    """POST /api/v1/payments through Envoy as the merchant: one keep-alive session, each request
+    signed (RFC 9421, with a nonce) as the gateway requires."""
+    session = requests.Session()
+    auth = HTTPSignatureAuth(
+        signature_algorithm=algorithms.HMAC_SHA256,
+        key=creds["signing_secret"].encode(),
+        key_id=creds["api_key_id"],
+        covered_component_ids=("@method", "@path", "content-digest"),
+        use_nonce=True,
+    )
+    url = stack.url("envoy") + "/api/v1/payments"
+    headers = {"Authorization": f"Bearer {creds['api_key']}", "Content-Type": "application/json"}
+
+    def post(body: dict) -> requests.Response:
+        return session.post(url, data=json.dumps(body), headers=headers, auth=auth, timeout=10)
+
+    return post
+
+
 def run_bench() -> None:
     stack = Stack.for_bench()
     local.fresh_up(stack)
     receiver = Receiver()
     try:
         creds = unlimited_merchant(stack, receiver, "bench-flow")
-        session = requests.Session()
-        auth = HTTPSignatureAuth(
-            signature_algorithm=algorithms.HMAC_SHA256,
-            key=creds["signing_secret"].encode(),
-            key_id=creds["api_key_id"],
-            covered_component_ids=("@method", "@path", "content-digest"),
-            use_nonce=True,
-        )
-        url = stack.url("envoy") + "/api/v1/payments"
+        post = payment_poster(stack, creds)
 
         def create(started: dict[str, float]) -> None:
             begin = time.perf_counter()
-            response = session.post(
-                url,
-                data=json.dumps({"amount": 1000, "currency": "EUR"}),
-                headers={
-                    "Authorization": f"Bearer {creds['api_key']}",
-                    "Content-Type": "application/json",
-                },
-                auth=auth,
-                timeout=10,
-            )
+            response = post({"amount": 1000, "currency": "EUR"})
             if response.status_code == 201:
                 started[response.json()["id"]] = begin
 

@@ -27,58 +27,62 @@ def ready_at(found: dict) -> bool:
     return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
 
 
+async def _start_operator(stack: Stack, url: str) -> tuple[asyncio.Event, asyncio.Task]:
+    """The operator in this process, against the emulator and the bench stack's services."""
+    os.environ.update(
+        KUBERNETES_SERVER=url,
+        MERCHANTS_URL=stack.url("merchants"),
+        PROVIDERS_URL=stack.url("providers"),
+        INTERNAL_SIGNING_KEY=stack.secrets()[internal_key_name("operator")],
+        METRICS_PORT="0",
+    )
+    import payplane_operator.handlers  # noqa: F401, PLC0415 - registers the handlers
+
+    stop, ready = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(kopf.operator(clusterwide=True, stop_flag=stop, ready_flag=ready))
+    await asyncio.wait_for(ready.wait(), 30)
+    return stop, task
+
+
+async def _create_plan(kube: KubeClient) -> None:
+    plan = {
+        "displayName": "Bench",
+        "rateLimit": {"requestsPerSecond": 100, "burst": 200},
+        "quota": {"paymentsPerMonth": 10**6},
+    }
+    await kube.create(
+        "payplane.io/v1alpha1/plans",
+        {"apiVersion": "payplane.io/v1alpha1", "kind": "Plan", "metadata": {"name": "bench"}}
+        | {"spec": plan},
+    )
+
+
+async def _create_merchants(kube: KubeClient, names: list[str]) -> None:
+    merchant = {"apiVersion": "payplane.io/v1alpha1", "kind": "Merchant"}
+    await asyncio.gather(
+        *(
+            kube.create(
+                "payplane.io/v1alpha1/merchants",
+                merchant | {"metadata": {"name": n, "namespace": NS}, "spec": {"plan": "bench"}},
+                NS,
+            )
+            for n in names
+        )
+    )
+
+
 async def measure(stack: Stack) -> dict[str, float]:
     async with emulator() as (emu, url):
         kube = KubeClient(url)
         await kube.create(
             "kopf.dev/v1/clusterkopfpeerings", PEERING | {"metadata": {"name": "payplane-operator"}}
         )
-        os.environ.update(
-            KUBERNETES_SERVER=url,
-            MERCHANTS_URL=stack.url("merchants"),
-            PROVIDERS_URL=stack.url("providers"),
-            INTERNAL_SIGNING_KEY=stack.secrets()[internal_key_name("operator")],
-            METRICS_PORT="0",
-        )
-        import payplane_operator.handlers  # noqa: F401 - registers the handlers
-
-        stop, ready = asyncio.Event(), asyncio.Event()
-        task = asyncio.create_task(
-            kopf.operator(clusterwide=True, stop_flag=stop, ready_flag=ready)
-        )
-        await asyncio.wait_for(ready.wait(), 30)
+        stop, task = await _start_operator(stack, url)
         await wait_for(lambda: watching(emu, "merchants", "plans"), timeout=30)
-        plan = {
-            "displayName": "Bench",
-            "rateLimit": {"requestsPerSecond": 100, "burst": 200},
-            "quota": {"paymentsPerMonth": 10**6},
-        }
-        await kube.create(
-            "payplane.io/v1alpha1/plans",
-            {
-                "apiVersion": "payplane.io/v1alpha1",
-                "kind": "Plan",
-                "metadata": {"name": "bench"},
-                "spec": plan,
-            },
-        )
+        await _create_plan(kube)
         names = [f"bench-{time.time_ns() % 10**8}-{i}" for i in range(MERCHANTS)]
         started = time.perf_counter()
-        await asyncio.gather(
-            *(
-                kube.create(
-                    "payplane.io/v1alpha1/merchants",
-                    {
-                        "apiVersion": "payplane.io/v1alpha1",
-                        "kind": "Merchant",
-                        "metadata": {"name": n, "namespace": NS},
-                        "spec": {"plan": "bench"},
-                    },
-                    NS,
-                )
-                for n in names
-            )
-        )
+        await _create_merchants(kube, names)
         done: dict[str, float] = {}
 
         async def all_ready() -> bool:

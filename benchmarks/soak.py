@@ -7,7 +7,6 @@ never reached their final webhook (must be 0). Not part of ``make test``.
 SOAK_SECONDS (default 600) and SOAK_RATE (payments per second, default 10) shorten or change it.
 """
 
-import json
 import os
 import sys
 import time
@@ -18,9 +17,8 @@ from pathlib import Path
 import requests
 from payplane_cli import local
 from payplane_cli.stack import PROCESSES, Stack
-from requests_http_signature import HTTPSignatureAuth, algorithms
 
-from benchmarks.flow import Receiver, unlimited_merchant
+from benchmarks.flow import Receiver, payment_poster, unlimited_merchant
 
 SECONDS = int(os.environ.get("SOAK_SECONDS", "600"))
 RATE = float(os.environ.get("SOAK_RATE", "10"))
@@ -67,25 +65,11 @@ def run_soak() -> int:
     statuses: Counter[int] = Counter()
     created: set[str] = set()
     try:
-        creds = unlimited_merchant(stack, receiver, "soak")
-        session = requests.Session()
-        auth = HTTPSignatureAuth(
-            signature_algorithm=algorithms.HMAC_SHA256,
-            key=creds["signing_secret"].encode(),
-            key_id=creds["api_key_id"],
-            covered_component_ids=("@method", "@path", "content-digest"),
-            use_nonce=True,
-        )
-        url = stack.url("envoy") + "/api/v1/payments"
-        headers = {
-            "Authorization": f"Bearer {creds['api_key']}",
-            "Content-Type": "application/json",
-        }
+        post = payment_poster(stack, unlimited_merchant(stack, receiver, "soak"))
 
         def create(i: int) -> None:
-            body = json.dumps({"amount": 1000 + i % 500, "currency": "EUR"})
             try:
-                response = session.post(url, data=body, headers=headers, auth=auth, timeout=10)
+                response = post({"amount": 1000 + i % 500, "currency": "EUR"})
             except requests.RequestException:
                 statuses[0] += 1
                 return

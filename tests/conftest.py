@@ -3,3 +3,6 @@
 import os
 
 os.environ["ENVIRONMENT"] = "local"
+
+# Shared fixtures: ``app_clock`` / ``clock``, a clock a test moves instead of sleeping.
+pytest_plugins = ["tests.support.clock"]

@@ -4,7 +4,8 @@ another process (reused after a crash or reboot) is forgotten, never killed."""
 import json
 import subprocess
 
-from payplane_cli.stack import Process, Stack, _alive, process_start_time
+from payplane_cli.pids import alive, process_start_time
+from payplane_cli.stack import Process, Stack
 
 
 def sleeper_stack(tmp_path) -> tuple[Stack, Process]:
@@ -19,7 +20,7 @@ def test_our_process_is_stopped(tmp_path):
     recorded = json.loads((stack.run_dir / "sleeper.pid").read_text())
     assert recorded == {"pid": pid, "start_time": process_start_time(pid)}
     assert stack.stop("sleeper") is True
-    assert not _alive(pid) and stack.pid_of("sleeper") is None
+    assert not alive(pid) and stack.pid_of("sleeper") is None
 
 
 def test_a_reused_pid_is_not_ours_and_is_left_alone(tmp_path):

@@ -1,20 +1,14 @@
 """End-to-end fixtures: one platform for the whole session, through the real Envoy."""
 
 import pytest
-from payplane_cli import local
-from payplane_cli.stack import Stack
 
-from tests.support.platform import Client, new_merchant, start
+from tests.support.platform import Client, new_merchant, running_test_stack
 
 
-# Package scope: the platform stops when tests/e2e is done, so its workers never compete with
-# the worker tests that come after it.
 @pytest.fixture(scope="package")
-def stack() -> Stack:
-    stack = Stack.for_tests()
-    start(stack)
-    yield stack
-    local.down(stack)
+def stack():
+    with running_test_stack() as stack:
+        yield stack
 
 
 @pytest.fixture(scope="package")

@@ -9,7 +9,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
-from payplane_cli.providers import SIMULATORS, register_provider, simulator_credentials
+from payplane_cli.providers import (
+    SIMULATORS,
+    list_providers,
+    register_provider,
+    simulator_credentials,
+)
 from standardwebhooks import Webhook
 
 from tests.support.platform import Client, new_merchant
@@ -126,7 +131,8 @@ def test_timeout_fails_over_with_exactly_one_charge(shop, receiver, sims):
         assert receiver.final_event(payment_id)["data"]["provider"] == "sim-b"
     finally:
         sims["sim-a"].put("/v1/control", json={})
-    time.sleep(2.5)  # sim-a's held request ends: it must not charge
+    # sim-a's held request has ended (answered, its hold over): it must not have charged.
+    _wait_for(lambda: sims["sim-a"].get("/v1/stats").json()["in_flight"] == 0, "sim-a idle")
     assert sims["sim-a"].get(f"/v1/charges/{payment_id}").json()["charged"] is False
     assert sims["sim-b"].get(f"/v1/charges/{payment_id}").json()["charged"] is True
 
@@ -151,12 +157,25 @@ def test_circuit_opens_then_closes(stack, shop, receiver, sims):
         assert ("provider.skipped", "pending") in story(shop, skipped)
         assert sims["sim-a"].get("/v1/stats").json()["requests_seen"] == seen
         sims["sim-a"].put("/v1/control", json={})
-        time.sleep(3.5)
+        _wait_for(lambda: not _circuit_open(stack, "sim-a"), "sim-a's circuit closed")
         back = pay(shop, 1000)
         assert receiver.final_event(back)["data"]["provider"] == "sim-a"
     finally:
         sims["sim-a"].put("/v1/control", json={})
         register_provider(stack, name="sim-a", failure_threshold=5, open_seconds=30, **spec)
+
+
+def _wait_for(fact, what: str, within: float = 10) -> None:
+    deadline = time.monotonic() + within
+    while not fact():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {within}s waiting for {what}")
+        time.sleep(0.05)
+
+
+def _circuit_open(stack, name: str) -> bool:
+    [provider] = [p for p in list_providers(stack) if p["name"] == name]
+    return provider["circuit"]["open"]
 
 
 def _signed(secret: str, body: bytes, *, msg_id: str, at: float) -> dict:

@@ -1,4 +1,5 @@
 import secrets
+import time
 from contextlib import asynccontextmanager
 
 import httpx
@@ -29,13 +30,13 @@ async def redis():
 
 
 @asynccontextmanager
-async def gateway_app(svc, **overrides):
-    app = make_gateway(svc, **overrides)
+async def gateway_app(svc, clock=time.time, **overrides):
+    app = make_gateway(svc, clock=clock, **overrides)
     async with app.router.lifespan_context(app):
         yield app
 
 
-def make_gateway(svc, *, in_process_merchants: bool = True, **overrides):
+def make_gateway(svc, *, in_process_merchants: bool = True, clock=time.time, **overrides):
     """A gateway app, lifespan not started (``support.live.serve`` starts it)."""
     settings = Settings(
         **{
@@ -46,12 +47,13 @@ def make_gateway(svc, *, in_process_merchants: bool = True, **overrides):
             **overrides,
         }
     )
-    return create_app(settings, merchants_transport=svc.transport if in_process_merchants else None)
+    transport = svc.transport if in_process_merchants else None
+    return create_app(settings, merchants_transport=transport, clock=clock)
 
 
 @pytest.fixture(scope="package")
-async def gateway(svc):
-    async with gateway_app(svc) as app:
+async def gateway(svc, app_clock):
+    async with gateway_app(svc, clock=app_clock.unix) as app:
         yield app
 
 

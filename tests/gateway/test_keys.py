@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+from datetime import timedelta
 
 import httpx
 from payplane_core.apikeys import hash_key, key_cache_key
@@ -70,11 +71,11 @@ async def test_revocation_bounded_by_cache_ttl_even_if_the_drop_is_lost(svc, cre
             assert response.status_code == 401 and response.json()["reason"] == "key-revoked"
 
 
-async def test_rotation_keeps_the_old_key_for_its_grace_period(gw, svc, creds):
+async def test_rotation_keeps_the_old_key_for_its_grace_period(gw, svc, creds, clock):
     assert (await ask_gateway(gw, write(creds))).status_code == 200  # old key cached
     async with svc.client("operator") as admin:
         path = f"/internal/v1/merchants/{creds['merchant_id']}/keys/{creds['api_key_id']}/rotate"
-        rotated = (await admin.post(path, json={"grace_seconds": 2})).json()
+        rotated = (await admin.post(path, json={"grace_seconds": 60})).json()
     new_key, new_id, new_secret = (
         rotated["secret_key"],
         rotated["key"]["id"],
@@ -86,23 +87,23 @@ async def test_rotation_keeps_the_old_key_for_its_grace_period(gw, svc, creds):
     # the new key cannot sign with the old key's secret
     response = await ask_gateway(gw, write(creds, new_key, new_id, creds["signing_secret"]))
     assert response.status_code == 403
-    await asyncio.sleep(2.1)
+    clock.offset = timedelta(seconds=61)  # past the grace period; the old key is still cached
     response = await ask_gateway(gw, write(creds))
     assert response.status_code == 401 and response.json()["reason"] == "key-expired"
     assert (await ask_gateway(gw, write(creds, new_key, new_id, new_secret))).status_code == 200
 
 
-async def test_expired_key_is_refused_even_from_cache(gw, svc, creds):
+async def test_expired_key_is_refused_even_from_cache(gw, svc, creds, clock):
     async with svc.client("operator") as admin:
         issued = (
             await admin.post(
                 f"/internal/v1/merchants/{creds['merchant_id']}/keys",
-                json={"kind": "read", "expires_in_seconds": 1},
+                json={"kind": "read", "expires_in_seconds": 60},
             )
         ).json()
     assert issued["secret_key"].startswith("rk_") and issued["signing_secret"] is None
     assert (await ask_gateway(gw, read(issued["secret_key"]))).status_code == 200
-    await asyncio.sleep(1.1)
+    clock.offset = timedelta(seconds=61)  # cached, and now past its expiry
     response = await ask_gateway(gw, read(issued["secret_key"]))
     assert response.status_code == 401 and response.json()["reason"] == "key-expired"
 

@@ -1,18 +1,14 @@
 """Hardening: one test platform for the package, through the real Envoy."""
 
 import pytest
-from payplane_cli import local
-from payplane_cli.stack import Stack
 
-from tests.support.platform import Client, new_merchant, start
+from tests.support.platform import Client, new_merchant, running_test_stack
 
 
 @pytest.fixture(scope="package")
-def stack() -> Stack:
-    stack = Stack.for_tests()
-    start(stack)
-    yield stack
-    local.down(stack)
+def stack():
+    with running_test_stack() as stack:
+        yield stack
 
 
 @pytest.fixture(scope="package")

@@ -298,6 +298,14 @@ async def test_usage_reads_the_gateway_counter(svc, client, redis):
     assert usage["payments"] == 3 and usage["remaining"] == 7
 
 
+async def test_reencrypt_endpoint_is_for_platform_callers(svc):
+    async with svc.client("cli") as cli:
+        answer = await cli.post("/internal/v1/secrets/reencrypt")
+    assert answer.status_code == 200 and answer.json() == {"reencrypted": 0}  # one key: all current
+    async with svc.client("gateway") as gateway:
+        assert (await gateway.post("/internal/v1/secrets/reencrypt")).status_code == 403
+
+
 async def test_encryption_key_rotation_reencrypts_everything(svc, db_url):
     from payplane_core.db import create_engine, session_factory
 

@@ -15,14 +15,15 @@ async def db_url():
 
 
 @pytest.fixture(scope="package")
-async def app(db_url):
+async def app(db_url, app_clock):
     app = create_app(
         Settings(
             DATABASE_URL=db_url,
             DB_POOL_SIZE=25,
             RECONCILE_ENABLED=False,  # test_reconcile.py drives it with its own clock
             **internal_settings("payments"),
-        )
+        ),
+        clock=app_clock.now,
     )
     async with app.router.lifespan_context(app):
         yield app

@@ -1,5 +1,7 @@
 """State machine, timeline, outbox and transaction boundaries."""
 
+from datetime import UTC, datetime
+
 import pytest
 from payments.schemas import EventIn
 from payments.service import record_event
@@ -123,6 +125,7 @@ async def test_failed_transaction_leaves_no_state_change_and_no_outbox_row(
                 payment_id=payment["id"],
                 event=EventIn(type="provider.accepted", source="test", status=Status.PROCESSING),
                 headers={},
+                at=datetime.now(UTC),
             )
             await session.flush()  # the rows reached the database inside the transaction
             raise RuntimeError("crash after writing, before commit")

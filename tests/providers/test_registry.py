@@ -2,11 +2,14 @@
 
 import httpx
 import pytest
+from payplane_core.crypto import SecretBox
+from payplane_core.db import session_factory
+from providers import registry
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.support.internal import GatewayAuth
-from tests.support.providers_flow import whsec
+from tests.support.providers_flow import ENCRYPTION_KEY, whsec
 
 NEW_SECRET = whsec("registry-test")
 BODY = {
@@ -110,3 +113,26 @@ async def test_invalid_registrations_are_422_and_write_nothing(as_caller, name, 
 async def test_direct_access_is_refused(platform):
     async with httpx.AsyncClient(base_url=platform.providers_url) as anonymous:
         assert (await anonymous.get("/internal/v1/providers")).status_code == 401
+
+
+async def test_reencrypt_reseals_provider_secrets_with_the_first_key(as_caller, providers_db):
+    cli = as_caller("cli")
+    assert (await cli.put("/internal/v1/providers/reg-rotate", json=BODY)).status_code in (200, 201)
+    # Through the API (what `payplane secrets reencrypt` calls): one key, nothing to re-seal.
+    answer = await cli.post("/internal/v1/secrets/reencrypt")
+    assert answer.status_code == 200 and answer.json() == {"reencrypted": 0}
+    # A rotation: the new key first, the old one still there to open what it sealed.
+    engine = create_async_engine(providers_db)
+    sessions = session_factory(engine)
+    new, old = "test-encryption-key-new", ENCRYPTION_KEY
+    try:
+        async with sessions.begin() as session:
+            assert await registry.reencrypt_secrets(session, SecretBox([new, old])) >= 2
+        async with sessions() as session:
+            provider = await registry.get_provider(session, name="reg-rotate")
+            sealed = registry.secrets_of(provider, box=SecretBox([new]))  # the old key dropped
+        assert (sealed.api_key, sealed.webhook_secret) == (BODY["api_key"], NEW_SECRET)
+    finally:  # back under the running service's only key, for the tests that follow
+        async with sessions.begin() as session:
+            await registry.reencrypt_secrets(session, SecretBox([old, new]))
+        await engine.dispose()

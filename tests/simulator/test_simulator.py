@@ -95,13 +95,17 @@ async def test_cancel_during_injected_latency_prevents_the_charge(sim):
     assert (await sim.put("/v1/control", json={"latency_ms": 300})).status_code == 200
     body = charge_body()
     pending = asyncio.create_task(sim.post("/v1/charges", json=body))
-    await asyncio.sleep(0.1)
+    await wait_until(_in_flight(sim), within=5, what="the charge request held")
     canceled = await sim.post(f"/v1/charges/{body['payment_id']}/cancel")
     assert canceled.status_code == 200
+    # The held charge itself was canceled (a cancel arriving first would leave a tombstone with
+    # a placeholder amount and no request).
     assert canceled.json()["status"] == "canceled"
+    assert (canceled.json()["amount"], canceled.json()["requests"]) == (body["amount"], 1)
     response = await pending
     assert response.status_code == 409
-    assert (await sim.get("/v1/stats")).json()["charges_made"] == 0
+    stats = (await sim.get("/v1/stats")).json()
+    assert (stats["charges_made"], stats["in_flight"]) == (0, 0)
 
 
 async def test_cancel_after_acceptance_is_refused(sim):
@@ -174,3 +178,10 @@ async def test_bad_input_is_a_problem(sim):
         "/v1/charges", content=b"{not json", headers={"content-type": "application/json"}
     )
     assert response.status_code == 400
+
+
+def _in_flight(sim):
+    async def held() -> bool:
+        return (await sim.get("/v1/stats")).json()["in_flight"] == 1
+
+    return held

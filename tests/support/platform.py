@@ -2,6 +2,8 @@
 
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import requests
@@ -14,6 +16,18 @@ from requests_http_signature import HTTPSignatureAuth, algorithms
 def start(stack: Stack) -> None:
     """A clean platform: no process of an earlier run, fresh databases, Redis db and vhost."""
     local.fresh_up(stack)
+
+
+@contextmanager
+def running_test_stack() -> Iterator[Stack]:
+    """The test stack, clean, for one package's tests; stopped after them so its workers never
+    compete with the tests that come next."""
+    stack = Stack.for_tests()
+    start(stack)
+    try:
+        yield stack
+    finally:
+        local.down(stack)
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import logging
 
 import httpx
 from sqlalchemy import text
@@ -214,11 +215,14 @@ async def test_broker_down_keeps_rows_pending_and_not_ready(empty_outbox, outbox
     await insert_outbox_events(empty_outbox, 5)
     names = amqp_names | {"AMQP_URL": "amqp://guest:guest@127.0.0.1:1/"}
     app = create_app(relay_settings(outbox_url, names, AMQP_CONNECT_TIMEOUT_SECONDS=0.5))
+    failed_connects = _Messages("broker unreachable")
+    logging.getLogger("workers.amqp").addHandler(failed_connects)
     async with app.router.lifespan_context(app):
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://relay.test"
         ) as client:
-            await asyncio.sleep(0.5)
+            # Two failed connects: the relay has been through its loop without a broker.
+            await wait_until(lambda: failed_connects.count >= 2, within=10, what="2 connects")
             assert (await client.get("/health")).status_code == 200
             ready = await client.get("/ready")
             assert ready.status_code == 503
@@ -228,4 +232,16 @@ async def test_broker_down_keeps_rows_pending_and_not_ready(empty_outbox, outbox
         row = (
             await conn.execute(text("SELECT max(attempts), min(state) FROM outbox_events"))
         ).one()
+    logging.getLogger("workers.amqp").removeHandler(failed_connects)
     assert tuple(row) == (0, "pending")  # no attempt is spent while the broker is unreachable
+
+
+class _Messages(logging.Handler):
+    """Counts one log message (the service's logging does not reach pytest's caplog)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__()
+        self.message, self.count = message, 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.count += record.getMessage() == self.message

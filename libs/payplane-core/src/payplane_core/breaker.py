@@ -13,13 +13,13 @@ clears the count. Each operation is one atomic Lua script, one round trip.
 
 import asyncio
 import logging
-import math
 from dataclasses import dataclass
 
 from prometheus_client import Gauge
 from redis.asyncio import Redis
 
 from payplane_core.dberrors import Fault, classify
+from payplane_core.problems import retry_after
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ class BreakerState:
     @property
     def retry_after_header(self) -> str:
         """Whole seconds, at least 1, as ``Retry-After`` wants."""
-        return str(max(1, math.ceil(self.retry_after_seconds)))
+        return retry_after(self.retry_after_seconds)
 
 
 def open_key(name: str) -> str:

@@ -35,10 +35,11 @@ class Refused(ServiceError):
 
 
 def internal_http(
-    base_url: str, *, signer: InternalSigner, timeout: float = 10
+    base_url: str, *, signer: InternalSigner, timeout: float = 10, **options: Any
 ) -> httpx.AsyncClient:
-    """The one way a tool talks to a service: every request signed by ``signer``."""
-    return httpx.AsyncClient(base_url=base_url, auth=signer, timeout=timeout)
+    """The one way a service or tool talks to a service: every request signed by ``signer``
+    (``options``: more ``httpx.AsyncClient`` arguments, e.g. a transport)."""
+    return httpx.AsyncClient(base_url=base_url, auth=signer, timeout=timeout, **options)
 
 
 class InternalClient:
@@ -74,7 +75,15 @@ class InternalClient:
         await self.http.aclose()
 
 
-class MerchantsClient(InternalClient):
+class SecretKeeper(InternalClient):
+    """A service that keeps secrets sealed with ENCRYPTION_KEYS (merchants, providers)."""
+
+    async def reencrypt_secrets(self) -> int:
+        """Re-seal with the first key what older keys sealed; returns how many."""
+        return (await self.json("POST", "/internal/v1/secrets/reencrypt"))["reencrypted"]
+
+
+class MerchantsClient(SecretKeeper):
     service = "merchants"
     base = "/internal/v1/merchants"
 
@@ -104,7 +113,7 @@ class MerchantsClient(InternalClient):
                 raise
 
 
-class ProvidersClient(InternalClient):
+class ProvidersClient(SecretKeeper):
     service = "providers"
     base = "/internal/v1/providers"
 

@@ -2,6 +2,7 @@
 
 import json
 import logging
+import math
 from http import HTTPStatus
 from typing import Any
 
@@ -61,6 +62,12 @@ class Problem(Exception):
         self.title = title or HTTPStatus(status).phrase
         self.headers = headers or {}
         self.extra = extra
+
+
+def retry_after(seconds: float) -> str:
+    """A ``Retry-After`` value: whole seconds (RFC 9110 has no fractions), rounded up, at least 1
+    (0 would invite an immediate retry)."""
+    return str(max(1, math.ceil(seconds)))
 
 
 def problem_body(

@@ -9,22 +9,18 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from prometheus_client import Counter
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from payplane_core.clock import Clock, utc_now
 from payplane_core.db import autocommit
 
 log = logging.getLogger(__name__)
 
 PURGED = Counter("payplane_retention_purged_rows_total", "Rows deleted by retention", ["table"])
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)

@@ -6,15 +6,18 @@ the placeholder secrets of the ``.env.example`` files.
 """
 
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BeforeValidator, Field, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from payplane_core.egress import parse_allowlist
 from payplane_core.internal_auth import load_private_key, parse_caller_keys
+from payplane_core.text import split_csv
 
 if TYPE_CHECKING:
+    import httpx
+
     from payplane_core.internal_client import InternalSigner
 
 # A value that is fine on a laptop and must never reach a real deployment.
@@ -41,13 +44,12 @@ class Environment(StrEnum):
 
 
 def _split_csv(value: object) -> object:
-    if isinstance(value, str):
-        return [part.strip() for part in value.split(",") if part.strip()]
-    return value
+    return split_csv(value) if isinstance(value, str) else value
 
 
 # A list given in the environment as ``a,b,c`` (NoDecode: not parsed as JSON first).
 CsvList = Annotated[list[str], NoDecode, BeforeValidator(_split_csv)]
+CsvFloats = Annotated[list[float], NoDecode, BeforeValidator(_split_csv)]
 
 
 def weak_secret(value: str) -> str | None:
@@ -126,6 +128,15 @@ class ServiceSettings(BaseSettings):
 
         key = self.INTERNAL_SIGNING_KEY
         return InternalSigner(key, caller=self.SERVICE_NAME, audience=audience)
+
+    def internal_http(
+        self, audience: str, base_url: str, *, timeout: float, **options: Any
+    ) -> "httpx.AsyncClient":
+        """An HTTP client to the service ``audience`` at ``base_url``, every request signed."""
+        from payplane_core.clients import internal_http  # noqa: PLC0415 - httpx only here
+
+        signer = self.internal_signer(audience)
+        return internal_http(base_url, signer=signer, timeout=timeout, **options)
 
 
 class DatabaseSettings(ServiceSettings):

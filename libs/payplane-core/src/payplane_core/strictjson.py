@@ -1,10 +1,16 @@
-"""JSON bodies with one meaning: a field given twice is refused, not silently last-one-wins
-(a signature or an intermediary could otherwise see another value than the service)."""
+"""JSON with one meaning. In: a field given twice is refused, not silently last-one-wins (a
+signature or an intermediary could otherwise see another value than the service). Out:
+``compact``, the one spelling of a body that is stored, signed or cached byte for byte."""
 
 import json
 from typing import Any
 
 from payplane_core.problems import Problem
+
+
+def compact(value: Any) -> str:
+    """No spaces, ASCII only (``\\u`` escapes), key order as given."""
+    return json.dumps(value, separators=(",", ":"))
 
 
 class _DuplicateField(ValueError):

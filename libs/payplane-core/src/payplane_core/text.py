@@ -26,6 +26,12 @@ CleanStr = Annotated[str, AfterValidator(refuse_unstorable)]
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
+def split_csv(value: str) -> list[str]:
+    """``"a, b,,c"`` -> ``["a", "b", "c"]``: the one way a comma-separated setting or option is
+    read (environment variables, CLI flags, headers)."""
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
 def storable(value: str, limit: int) -> str:
     """``value`` cut to ``limit`` characters, NUL and unencodable characters replaced by U+FFFD."""
     return _UNSTORABLE.sub("\ufffd", value[:limit])

@@ -9,6 +9,8 @@ admission script), reads and signed writes alike. A cache miss adds one call to 
 service and one SET.
 """
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
@@ -57,6 +59,7 @@ class Gate:
     box: SecretBox
     admitter: Admitter
     signing_key: Ed25519PrivateKey
+    clock: Callable[[], float] = time.time  # key expiry (tests move it instead of sleeping)
 
 
 def split_target(target: str) -> str:
@@ -68,31 +71,16 @@ def split_target(target: str) -> str:
     return path
 
 
-def _allow(
-    gate: Gate,
-    *,
-    method: str,
-    target: str,
-    audience: str,
-    body: bytes,
-    request_id: str,
-    merchant_id: str,
-    key_id: str,
-    scopes: tuple[str, ...],
-) -> Allowed:
-    headers = signed_headers(
-        gate.signing_key,
-        method=method,
-        path=target,
-        caller=gate.settings.SERVICE_NAME,
-        audience=audience,
-        body=body,
-        request_id=request_id,
-        merchant_id=merchant_id,
-        key_id=key_id,
-        scopes=scopes,
-    )
-    return Allowed(merchant_id=merchant_id, key_id=key_id, scopes=scopes, headers=headers)
+@dataclass(frozen=True, slots=True)
+class Call:
+    """The request being decided on, as Envoy described it."""
+
+    method: str  # upper case
+    target: str  # path and query, exactly as sent
+    path: str
+    headers: Headers
+    body: bytes
+    request_id: str
 
 
 async def authorize(
@@ -105,36 +93,57 @@ async def authorize(
     request_id: str,
 ) -> Allowed:
     """Allow (with the upstream's internal signature headers) or raise Denied."""
-    method = method.upper()
-    path = split_target(target)
-    if path == PROVIDER_WEBHOOK_PATH:
-        if method != "POST":
-            raise Denied(405, "method-not-allowed", "Provider webhooks are POSTed.")
-        # Providers sign with their own Standard Webhooks secret; the webhooks service checks it.
-        return _allow(
-            gate,
-            method=method,
-            target=target,
-            audience=WEBHOOKS_SERVICE,
-            body=body,
-            request_id=request_id,
-            merchant_id="",
-            key_id="",
-            scopes=(SCOPE_PROVIDER_WEBHOOK,),
-        )
+    call = Call(method.upper(), target, split_target(target), headers, body, request_id)
+    if call.path == PROVIDER_WEBHOOK_PATH:
+        return _provider_webhook(gate, call)
+    _require_payments_route(call.path)
+    record = await _key_record(gate, call)
+    write = call.method not in READ_METHODS
+    _require_scope(record, write=write)
+    nonce = _verified_nonce(gate, call, record) if write else None
+    await _admit(gate, call, record, nonce=nonce)
+    return _allow(
+        gate,
+        call,
+        audience=PAYMENTS_SERVICE,
+        merchant_id=record.merchant_id,
+        key_id=record.key_id,
+        scopes=tuple(sorted(record.scopes)),
+    )
+
+
+def _provider_webhook(gate: Gate, call: Call) -> Allowed:
+    """Providers sign with their own Standard Webhooks secret; the webhooks service checks it."""
+    if call.method != "POST":
+        raise Denied(405, "method-not-allowed", "Provider webhooks are POSTed.")
+    return _allow(
+        gate,
+        call,
+        audience=WEBHOOKS_SERVICE,
+        merchant_id="",
+        key_id="",
+        scopes=(SCOPE_PROVIDER_WEBHOOK,),
+    )
+
+
+def _require_payments_route(path: str) -> None:
     if path != PAYMENTS_PATH and not path.startswith(PAYMENTS_PATH + "/"):
         raise Denied(404, "route-not-found", "No such API route.")
 
-    key = keys.bearer_key(headers.get("authorization"))
-    record = await keys.resolve(
-        key=key,
+
+async def _key_record(gate: Gate, call: Call) -> keys.KeyRecord:
+    return await keys.resolve(
+        key=keys.bearer_key(call.headers.get("authorization")),
         redis=gate.redis,
         merchants=gate.merchants,
         box=gate.box,
         ttl_seconds=gate.settings.KEY_CACHE_TTL_SECONDS,
         unknown_ttl_seconds=gate.settings.UNKNOWN_KEY_CACHE_TTL_SECONDS,
+        now=gate.clock(),
     )
-    write = method not in READ_METHODS
+
+
+def _require_scope(record: keys.KeyRecord, *, write: bool) -> None:
     needed = SCOPE_PAYMENTS_WRITE if write else SCOPE_PAYMENTS_READ
     if needed not in record.scopes:
         raise Denied(
@@ -144,24 +153,28 @@ async def authorize(
             + (" (read-only keys may only read)." if write else "."),
         )
 
-    nonce = None
-    if write:
-        if record.signing_secret is None:  # defence in depth: write keys always have one
-            raise Denied(403, "scope-missing", "This key cannot sign writes.")
-        verified = signatures.verify(
-            signatures.SignedRequest(
-                method=method,
-                url=f"{gate.settings.PUBLIC_SCHEME}://{headers.get('host', 'localhost')}{target}",
-                headers=headers,
-            ),
-            body=body,
-            key_id=record.key_id,
-            secret=record.signing_secret,
-            skew_seconds=gate.settings.SIGNATURE_MAX_SKEW_SECONDS,
-        )
-        nonce = verified.nonce
 
-    payment_creation = method == "POST" and path == PAYMENTS_PATH
+def _verified_nonce(gate: Gate, call: Call, record: keys.KeyRecord) -> str:
+    """A write's RFC 9421 signature, checked; its nonce is spent later, in the admission."""
+    if record.signing_secret is None:  # defence in depth: write keys always have one
+        raise Denied(403, "scope-missing", "This key cannot sign writes.")
+    host = call.headers.get("host", "localhost")
+    verified = signatures.verify(
+        signatures.SignedRequest(
+            method=call.method,
+            url=f"{gate.settings.PUBLIC_SCHEME}://{host}{call.target}",
+            headers=call.headers,
+        ),
+        body=call.body,
+        key_id=record.key_id,
+        secret=record.signing_secret,
+        skew_seconds=gate.settings.SIGNATURE_MAX_SKEW_SECONDS,
+    )
+    return verified.nonce
+
+
+async def _admit(gate: Gate, call: Call, record: keys.KeyRecord, *, nonce: str | None) -> None:
+    """Breaker, nonce, rate limit and quota in one Redis script."""
     try:
         admission = await gate.admitter.admit(
             merchant_id=record.merchant_id,
@@ -169,23 +182,36 @@ async def authorize(
             nonce=nonce,
             requests_per_second=record.requests_per_second,
             burst=record.burst,
-            payment_creation=payment_creation,
+            payment_creation=call.method == "POST" and call.path == PAYMENTS_PATH,
             payments_per_month=record.payments_per_month,
         )
     except RedisError:
         raise unavailable("Redis") from None
     _raise_unless_admitted(admission.verdict, admission.retry_after_seconds)
-    return _allow(
-        gate,
-        method=method,
-        target=target,
-        audience=PAYMENTS_SERVICE,
-        body=body,
-        request_id=request_id,
-        merchant_id=record.merchant_id,
-        key_id=record.key_id,
-        scopes=tuple(sorted(record.scopes)),
+
+
+def _allow(
+    gate: Gate,
+    call: Call,
+    *,
+    audience: str,
+    merchant_id: str,
+    key_id: str,
+    scopes: tuple[str, ...],
+) -> Allowed:
+    headers = signed_headers(
+        gate.signing_key,
+        method=call.method,
+        path=call.target,
+        caller=gate.settings.SERVICE_NAME,
+        audience=audience,
+        body=call.body,
+        request_id=call.request_id,
+        merchant_id=merchant_id,
+        key_id=key_id,
+        scopes=scopes,
     )
+    return Allowed(merchant_id=merchant_id, key_id=key_id, scopes=scopes, headers=headers)
 
 
 def _raise_unless_admitted(verdict: Verdict, retry_after: float) -> None:

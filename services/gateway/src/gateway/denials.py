@@ -1,8 +1,6 @@
 """Why a request is refused: one exception carrying the status, a reason slug and headers."""
 
-import math
-
-from payplane_core.problems import Problem
+from payplane_core.problems import Problem, retry_after
 
 
 class Denied(Exception):
@@ -25,7 +23,7 @@ class Denied(Exception):
     def problem(self) -> Problem:
         headers = {}
         if self.retry_after_seconds is not None:
-            headers["Retry-After"] = str(max(1, math.ceil(self.retry_after_seconds)))
+            headers["Retry-After"] = retry_after(self.retry_after_seconds)
         if self.www_authenticate:
             headers["WWW-Authenticate"] = self.www_authenticate
         return Problem(self.status, self.reason, self.detail, headers=headers, reason=self.reason)

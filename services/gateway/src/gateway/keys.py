@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import httpx
 from payplane_core.apikeys import KEY_PREFIXES, hash_key, hashes_match, key_cache_key
 from payplane_core.crypto import SecretBox, SecretBoxError
+from payplane_core.strictjson import compact
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -73,7 +74,7 @@ def _cache_context(key_hash: str) -> str:
 
 def _seal(entry: dict, box: SecretBox, key_hash: str) -> bytes:
     """The whole entry (merchant, scopes, limits, signing secret) under AES-GCM."""
-    plain = json.dumps(entry, separators=(",", ":"))
+    plain = compact(entry)
     return box.encrypt(plain, context=_cache_context(key_hash)).encode()
 
 
@@ -127,6 +128,7 @@ async def resolve(
     box: SecretBox,
     ttl_seconds: int,
     unknown_ttl_seconds: int,
+    now: float | None = None,
 ) -> KeyRecord:
     """The record behind ``key``, checked (revoked, expired, merchant); raises Denied."""
     key_hash = hash_key(key)
@@ -153,7 +155,7 @@ async def resolve(
             "This API key is not known.",
             www_authenticate='Bearer error="invalid_token"',
         )
-    check_usable(record)
+    check_usable(record, now)
     return record
 
 

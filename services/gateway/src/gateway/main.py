@@ -1,6 +1,7 @@
 """gateway entry point: ``uvicorn --factory gateway.main:create_app``."""
 
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import httpx
@@ -17,9 +18,13 @@ from gateway.decision import Gate
 
 
 def create_app(
-    settings: Settings | None = None, *, merchants_transport: httpx.AsyncBaseTransport | None = None
+    settings: Settings | None = None,
+    *,
+    merchants_transport: httpx.AsyncBaseTransport | None = None,
+    clock: Callable[[], float] = time.time,
 ) -> FastAPI:
-    """``merchants_transport`` lets tests run the merchants service in-process."""
+    """``merchants_transport`` lets tests run the merchants service in-process; ``clock``
+    (Unix seconds) decides key expiry, so a test moves it instead of sleeping."""
     settings = settings or Settings()
 
     @asynccontextmanager
@@ -29,9 +34,9 @@ def create_app(
             socket_timeout=settings.REDIS_TIMEOUT_SECONDS,
             socket_connect_timeout=settings.REDIS_TIMEOUT_SECONDS,
         )
-        merchants = httpx.AsyncClient(
-            base_url=settings.MERCHANTS_URL,
-            auth=settings.internal_signer("merchants"),
+        merchants = settings.internal_http(
+            "merchants",
+            settings.MERCHANTS_URL,
             timeout=settings.MERCHANTS_TIMEOUT_SECONDS,
             transport=merchants_transport,
         )
@@ -41,6 +46,7 @@ def create_app(
             merchants=merchants,
             box=SecretBox(settings.ENCRYPTION_KEYS),
             signing_key=load_private_key(settings.INTERNAL_SIGNING_KEY),
+            clock=clock,
             # A nonce must be remembered as long as its signature could still be accepted.
             admitter=Admitter(
                 redis,

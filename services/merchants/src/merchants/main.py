@@ -10,7 +10,7 @@ from payplane_core.crypto import SecretBox
 from payplane_core.db import create_engine, ping, session_factory
 from redis.asyncio import Redis
 
-from merchants.api.routes import keys, merchants
+from merchants.api.routes import keys, merchants, secrets
 from merchants.core.config import Settings
 from merchants.service import Merchants
 
@@ -42,7 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     return create_service_app(
         settings=settings,
-        routers=[merchants.router, keys.router, keys.resolve_router],
+        routers=[merchants.router, keys.router, keys.resolve_router, secrets.router],
         lifespan=lifespan,
         readiness=[("database", database)],
     )

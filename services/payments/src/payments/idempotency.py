@@ -9,18 +9,17 @@ stored response commit together. A claim whose request died is taken over once i
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from payplane_core.db import autocommit
 from payplane_core.problems import Problem
 from payplane_core.retention import Retention
-from sqlalchemy import delete, select, update
+from sqlalchemy import Row, delete, select, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from payments.models import IdempotencyKey
-from payments.outbox import now
 
 MAX_KEY_LENGTH = 255
 
@@ -53,6 +52,7 @@ async def claim(
     merchant_id: str,
     key: str,
     print_: str,
+    now: datetime,
     ttl: timedelta,
     lock: timedelta,
 ) -> Replay | None:
@@ -60,51 +60,58 @@ async def claim(
 
     Raises 422 when the key was used with another body, 409 while its first request runs.
     """
-    at = now()
-    values = dict(
+    row = dict(
         merchant_id=merchant_id,
         key=key,
         fingerprint=print_,
         state="in_flight",
-        created_at=at,
-        locked_until=at + lock,
-        expires_at=at + ttl,
+        created_at=now,
+        locked_until=now + lock,
+        expires_at=now + ttl,
     )
-    # Each step is one atomic statement; a concurrent request sees the claim at once.
-    async with autocommit(engine) as conn:
-        inserted = await conn.scalar(
-            insert(IdempotencyKey)
-            .values(**values)
-            .on_conflict_do_nothing()
-            .returning(IdempotencyKey.key)
+    while True:
+        # Each step is one atomic statement; a concurrent request sees the claim at once.
+        async with autocommit(engine) as conn:
+            if await _insert_new(conn, row) or await _take_over(conn, row, now):
+                return None
+            existing = await _existing(conn, merchant_id=merchant_id, key=key)
+        if existing is not None:
+            return _answer(existing, print_)
+        # Deleted between our statements (its request failed and released it): claim again.
+
+
+async def _insert_new(conn: AsyncConnection, row: dict[str, Any]) -> bool:
+    inserted = await conn.scalar(
+        insert(IdempotencyKey).values(**row).on_conflict_do_nothing().returning(IdempotencyKey.key)
+    )
+    return inserted is not None
+
+
+async def _take_over(conn: AsyncConnection, row: dict[str, Any], now: datetime) -> bool:
+    """An expired key, or an in-flight claim whose request died (its lock ran out)."""
+    taken = await conn.scalar(
+        update(IdempotencyKey)
+        .where(
+            IdempotencyKey.merchant_id == row["merchant_id"],
+            IdempotencyKey.key == row["key"],
+            (IdempotencyKey.expires_at < now)
+            | ((IdempotencyKey.state == "in_flight") & (IdempotencyKey.locked_until < now)),
         )
-        if inserted is not None:
-            return None
-        # Take over an expired key, or an in-flight claim whose request died.
-        taken = await conn.scalar(
-            update(IdempotencyKey)
-            .where(
-                IdempotencyKey.merchant_id == merchant_id,
-                IdempotencyKey.key == key,
-                (IdempotencyKey.expires_at < at)
-                | ((IdempotencyKey.state == "in_flight") & (IdempotencyKey.locked_until < at)),
-            )
-            .values(**values, response_status=None, response_body=None)
-            .returning(IdempotencyKey.key)
-        )
-        if taken is not None:
-            return None
-        existing = (
-            await conn.execute(
-                select(IdempotencyKey.__table__).where(
-                    IdempotencyKey.merchant_id == merchant_id, IdempotencyKey.key == key
-                )
-            )
-        ).first()
-    if existing is None:  # deleted between our statements: the first request failed; retry
-        return await claim(
-            engine, merchant_id=merchant_id, key=key, print_=print_, ttl=ttl, lock=lock
-        )
+        .values(**row, response_status=None, response_body=None)
+        .returning(IdempotencyKey.key)
+    )
+    return taken is not None
+
+
+async def _existing(conn: AsyncConnection, *, merchant_id: str, key: str) -> Row | None:
+    query = select(IdempotencyKey.__table__).where(
+        IdempotencyKey.merchant_id == merchant_id, IdempotencyKey.key == key
+    )
+    return (await conn.execute(query)).first()
+
+
+def _answer(existing: Row, print_: str) -> Replay:
+    """A live claim by another request: its stored response, or why there is none to give."""
     if existing.fingerprint != print_:
         raise Problem(
             422,

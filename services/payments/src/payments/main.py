@@ -5,12 +5,12 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
-import httpx
 from fastapi import FastAPI
 from payplane_core.app import create_service_app
 from payplane_core.breaker import report_failures_into_breaker
+from payplane_core.clock import Clock, utc_now
 from payplane_core.db import create_engine, ping, session_factory
 from payplane_core.retention import Retention, every, purge_all
 from redis.asyncio import Redis
@@ -44,15 +44,13 @@ async def _rebuild_quota_counters(ledger: QuotaLedger, engine) -> None:
 
 
 @asynccontextmanager
-async def reconciliation(settings: Settings, engine, sessions) -> AsyncIterator[None]:
+async def reconciliation(settings: Settings, engine, sessions, clock: Clock) -> AsyncIterator[None]:
     """The reconciler runs beside the API in every replica (they share the work)."""
     if not settings.RECONCILE_ENABLED:
         yield
         return
-    providers = httpx.AsyncClient(
-        base_url=settings.PROVIDERS_URL,
-        auth=settings.internal_signer("providers"),
-        timeout=settings.RECONCILE_CALL_TIMEOUT_SECONDS,
+    providers = settings.internal_http(
+        "providers", settings.PROVIDERS_URL, timeout=settings.RECONCILE_CALL_TIMEOUT_SECONDS
     )
     reconciler = reconcile.Reconciler(
         engine,
@@ -60,13 +58,10 @@ async def reconciliation(settings: Settings, engine, sessions) -> AsyncIterator[
         providers,
         reconcile.Policy.from_settings(settings),
         concurrency=settings.RECONCILE_CONCURRENCY,
+        clock=clock,
     )
     task = asyncio.create_task(
-        reconcile.run_forever(
-            reconciler,
-            interval=settings.RECONCILE_INTERVAL_SECONDS,
-            clock=lambda: datetime.now(UTC),
-        )
+        reconcile.run_forever(reconciler, interval=settings.RECONCILE_INTERVAL_SECONDS)
     )
     try:
         yield
@@ -77,7 +72,8 @@ async def reconciliation(settings: Settings, engine, sessions) -> AsyncIterator[
         await providers.aclose()
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> FastAPI:
+    """``clock`` stamps payments, events and Idempotency-Key expiry (tests pass their own)."""
     settings = settings or Settings()
     ledger = (
         QuotaLedger(Redis.from_url(settings.REDIS_URL, socket_timeout=0.25))
@@ -98,7 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             purger = asyncio.create_task(
                 every(settings.RETENTION_INTERVAL_SECONDS, lambda: purge_all(engine, rules))
             )
-        async with reconciliation(settings, engine, app.state.sessions):
+        async with reconciliation(settings, engine, app.state.sessions, clock):
             yield
         if purger is not None:
             purger.cancel()
@@ -116,6 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         readiness=[("database", database)],
     )
     app.state.quota = ledger
+    app.state.clock = clock
     if ledger is not None:
         app.add_middleware(QuotaSettlement, ledger=ledger)
     if settings.REDIS_URL:

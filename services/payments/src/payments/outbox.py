@@ -1,28 +1,13 @@
 """Writes the event row for a payment change, inside the caller's transaction."""
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from payplane_core.events import PaymentEvent
 from payplane_core.ids import new_id
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from payments.models import OutboxEvent, Payment
-from payments.schemas import PaymentOut
-
-
-def payment_json(payment: Payment) -> dict:
-    return PaymentOut(
-        id=payment.id,
-        merchant_id=payment.merchant_id,
-        amount=payment.amount,
-        currency=payment.currency,
-        status=payment.status,
-        provider=payment.provider,
-        description=payment.description,
-        metadata=payment.metadata_,
-        created_at=payment.created_at,
-        updated_at=payment.updated_at,
-    ).model_dump(mode="json")
+from payments.views import payment_json
 
 
 def event_for(payment: Payment, *, at: datetime, headers: dict[str, str]) -> OutboxEvent:
@@ -51,7 +36,3 @@ def enqueue(
     event = event_for(payment, at=at, headers=headers)
     session.add(event)
     return event
-
-
-def now() -> datetime:
-    return datetime.now(UTC)

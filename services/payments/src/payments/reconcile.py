@@ -21,15 +21,16 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
+from payplane_core.clock import Clock, utc_now
 from prometheus_client import Counter
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from payments import service
 from payments.core.config import Settings
-from payments.outbox import payment_json
 from payments.schemas import EventIn
 from payments.state import IllegalTransition, Status
+from payments.views import payment_json
 
 log = logging.getLogger(__name__)
 SOURCE = "reconciler"
@@ -174,6 +175,7 @@ class Reconciler:
     providers: httpx.AsyncClient  # internally signed, to the providers service
     policy: Policy
     concurrency: int = 4
+    clock: Clock = utc_now  # stamps what it records; the pass's ``now`` only picks the work
 
     async def run_once(self, *, now: datetime) -> int:
         """Claim one batch and check each payment; returns how many were claimed."""
@@ -253,7 +255,7 @@ class Reconciler:
         try:
             async with self.sessions.begin() as session:
                 await service.record_event(
-                    session, payment_id=payment_id, event=step.event, headers={}
+                    session, payment_id=payment_id, event=step.event, headers={}, at=self.clock()
                 )
         except IllegalTransition as exc:  # a callback finished it meanwhile, differently
             log.warning("reconciliation outcome refused", extra={"payment_id": payment_id})
@@ -264,11 +266,11 @@ class Reconciler:
         return step
 
 
-async def run_forever(reconciler: Reconciler, *, interval: float, clock) -> None:
+async def run_forever(reconciler: Reconciler, *, interval: float) -> None:
     """Until cancelled: a full batch loops at once, otherwise wait ``interval``."""
     while True:
         try:
-            claimed = await reconciler.run_once(now=clock())
+            claimed = await reconciler.run_once(now=reconciler.clock())
         except Exception:
             log.exception("reconciliation pass failed")
             claimed = 0

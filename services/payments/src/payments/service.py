@@ -68,9 +68,8 @@ def _timeline(
     )
 
 
-def new_payment(*, merchant_id: str, data: PaymentCreate) -> Payment:
+def new_payment(*, merchant_id: str, data: PaymentCreate, at: datetime) -> Payment:
     """The payment as it will be stored (not yet written)."""
-    at = outbox.now()
     return Payment(
         id=new_id("pay"),
         merchant_id=merchant_id,
@@ -189,7 +188,12 @@ async def timeline(session: AsyncSession, *, payment_id: str) -> list[PaymentEve
 
 
 async def record_event(
-    session: AsyncSession, *, payment_id: str, event: EventIn, headers: dict[str, str]
+    session: AsyncSession,
+    *,
+    payment_id: str,
+    event: EventIn,
+    headers: dict[str, str],
+    at: datetime,
 ) -> tuple[Payment, bool]:
     """Record a step; with ``event.status`` also move the state machine (row-locked).
 
@@ -197,7 +201,6 @@ async def record_event(
     outcome changes nothing. Returns the payment and whether anything was written.
     """
     payment = await get_payment(session, payment_id=payment_id, merchant_id=None, for_update=True)
-    at = outbox.now()
     check_reporter(payment, event)
     if event.status is not None and event.status == payment.status:
         return payment, False

@@ -17,38 +17,42 @@ from payplane_core.db import create_engine, ping, session_factory
 from redis.asyncio import Redis
 
 from providers import consumer, health
-from providers.api.routes import providers, reconciliation
+from providers.api.routes import providers, reconciliation, secrets
 from providers.core.config import Settings
 from providers.flow import FlowDeps
 from providers.platform import MerchantsClient, PaymentsClient
 
 
 def _internal_client(settings: Settings, base_url: str, audience: str) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        base_url=base_url,
-        auth=settings.internal_signer(audience),
-        timeout=settings.INTERNAL_CALL_TIMEOUT_SECONDS,
+    return settings.internal_http(
+        audience, base_url, timeout=settings.INTERNAL_CALL_TIMEOUT_SECONDS
     )
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or Settings()
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(settings.DATABASE_URL, **settings.db_pool())
-        sessions = session_factory(engine)
-        redis = Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
-        to_providers = httpx.AsyncClient(limits=httpx.Limits(max_connections=200))
-        payments_http = _internal_client(settings, settings.PAYMENTS_URL, "payments")
+@asynccontextmanager
+async def _flow_deps(settings: Settings) -> AsyncIterator[FlowDeps]:
+    """Database, Redis and the HTTP clients the routing flow uses; all closed on the way out."""
+    engine = create_engine(settings.DATABASE_URL, **settings.db_pool())
+    redis = Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+    async with contextlib.AsyncExitStack() as stack:
+        stack.push_async_callback(engine.dispose)
+        stack.push_async_callback(redis.aclose)
+        to_providers = await stack.enter_async_context(
+            httpx.AsyncClient(limits=httpx.Limits(max_connections=200))
+        )
+        payments_http = await stack.enter_async_context(
+            _internal_client(settings, settings.PAYMENTS_URL, "payments")
+        )
         merchants_http = (
-            _internal_client(settings, settings.MERCHANTS_URL, "merchants")
+            await stack.enter_async_context(
+                _internal_client(settings, settings.MERCHANTS_URL, "merchants")
+            )
             if settings.MERCHANTS_URL
             else None
         )
-        flow = FlowDeps(
+        yield FlowDeps(
             engine=engine,
-            sessions=sessions,
+            sessions=session_factory(engine),
             redis=redis,
             http=to_providers,
             payments=PaymentsClient(payments_http),
@@ -59,40 +63,43 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             unhealthy=set(),
             health={},
         )
-        app.state.engine, app.state.sessions, app.state.redis = engine, sessions, redis
-        app.state.flow = flow
-        app.state.consumer_ready = asyncio.Event()
-        tasks = [
-            asyncio.create_task(
-                health.probe_forever(
-                    to_providers,
-                    sessions,
-                    flow.unhealthy,
-                    flow.health,
-                    every=settings.HEALTH_PROBE_SECONDS,
-                )
-            )
-        ]
-        if settings.CONSUMER_ENABLED:
-            tasks.append(
-                asyncio.create_task(
-                    consumer.consume(flow, settings, ready=app.state.consumer_ready)
-                )
-            )
-        app.state.tasks = tasks
-        try:
-            yield
-        finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-            for client in (to_providers, payments_http, merchants_http):
-                if client is not None:
-                    await client.aclose()
-            await redis.aclose()
-            await engine.dispose()
+
+
+def _background_tasks(
+    settings: Settings, flow: FlowDeps, consumer_ready: asyncio.Event
+) -> list[asyncio.Task]:
+    """The health probe and (unless disabled) the consumer, which must stay last."""
+    probe = health.probe_forever(
+        flow.http, flow.sessions, flow.unhealthy, flow.health, every=settings.HEALTH_PROBE_SECONDS
+    )
+    tasks = [asyncio.create_task(probe)]
+    if settings.CONSUMER_ENABLED:
+        tasks.append(asyncio.create_task(consumer.consume(flow, settings, ready=consumer_ready)))
+    return tasks
+
+
+async def _cancel(tasks: list[asyncio.Task]) -> None:
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with _flow_deps(settings) as flow:
+            app.state.engine, app.state.sessions = flow.engine, flow.sessions
+            app.state.redis, app.state.flow = flow.redis, flow
+            app.state.consumer_ready = asyncio.Event()
+            app.state.tasks = _background_tasks(settings, flow, app.state.consumer_ready)
+            try:
+                yield
+            finally:
+                await _cancel(app.state.tasks)
 
     async def database(app: FastAPI) -> None:
         await ping(app.state.engine)
@@ -108,7 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     return create_service_app(
         settings=settings,
-        routers=[providers.router, reconciliation.router],
+        routers=[providers.router, reconciliation.router, secrets.router],
         lifespan=lifespan,
         readiness=[("database", database), ("redis", redis_ok), ("consumer", consumer_ok)],
     )

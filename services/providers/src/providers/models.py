@@ -57,7 +57,7 @@ class Attempt(Base):
     __table_args__ = (
         UniqueConstraint("payment_id", "number", name="attempt_number_unique"),
         CheckConstraint(
-            "state IN ('sending','accepted','failed','canceled','unknown','skipped')",
+            "state IN ('sending','accepted','failed','canceled','unknown')",
             name="state_known",
         ),
         Index("ix_attempts_provider_started", "provider", "started_at"),
@@ -68,7 +68,6 @@ class Attempt(Base):
     number: Mapped[int] = mapped_column(Integer)
     provider: Mapped[str] = mapped_column(String(63))
     state: Mapped[str] = mapped_column(String(16))
-    # Whether money may have moved: false for every outcome that proves it did not.
     error: Mapped[str | None] = mapped_column(Text)
     charge_id: Mapped[str | None] = mapped_column(String(64))
     http_status: Mapped[int | None]

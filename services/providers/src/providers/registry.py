@@ -96,6 +96,23 @@ async def get_provider(session: AsyncSession, *, name: str) -> Provider | None:
     return await session.get(Provider, name)
 
 
+# Sealed columns of a provider, with the field name in their encryption context.
+_SEALED = (("api_key_encrypted", "api_key"), ("webhook_secret_encrypted", "webhook"))
+
+
+async def reencrypt_secrets(session: AsyncSession, box: SecretBox) -> int:
+    """After prepending a new ENCRYPTION_KEYS entry: re-encrypt what the old keys sealed."""
+    count = 0
+    for provider in await session.scalars(select(Provider).with_for_update()):
+        for column, field in _SEALED:
+            sealed = getattr(provider, column)
+            if box.needs_rotation(sealed):
+                context = _context(provider.name, field)
+                setattr(provider, column, box.reencrypt(sealed, context=context))
+                count += 1
+    return count
+
+
 async def set_enabled(session: AsyncSession, *, name: str, enabled: bool) -> Provider | None:
     provider = await session.get(Provider, name, with_for_update=True)
     if provider is not None:

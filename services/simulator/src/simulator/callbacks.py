@@ -1,11 +1,11 @@
 """Outcome callbacks to the platform, signed per Standard Webhooks and retried until 2xx."""
 
 import asyncio
-import json
 import logging
 from datetime import UTC, datetime
 
 import httpx
+from payplane_core.strictjson import compact
 from standardwebhooks import Webhook
 
 from simulator import retry
@@ -60,7 +60,7 @@ async def deliver(
     only shows in the charge-status API, as when a real provider's callbacks get lost."""
     event = outcome_event(charge)
     msg_id = webhook_id(charge)
-    body = json.dumps(event, separators=(",", ":"))
+    body = compact(event)
     loop = asyncio.get_running_loop()
     give_up_at = loop.time() + settings.SIM_CALLBACK_GIVE_UP_SECONDS
     attempt = 0

@@ -80,6 +80,7 @@ class Ledger:
     deliveries: list[Delivery] = field(default_factory=list)
     charges_made: int = 0  # charges that moved money: the "exactly one charge" count
     requests_seen: int = 0  # every authenticated POST /v1/charges, refused ones included
+    in_flight: int = 0  # POST /v1/charges not yet answered (held ones included)
 
     def new_charge(
         self, *, payment_id: str, amount: int, currency: str, outcome: Outcome
@@ -106,6 +107,7 @@ class Ledger:
             "provider": self.provider,
             "charges_made": self.charges_made,
             "requests_seen": self.requests_seen,
+            "in_flight": self.in_flight,
             "charges": len(self.charges),
             "deliveries": len(self.deliveries),
         }

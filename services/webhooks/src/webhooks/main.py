@@ -29,11 +29,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
 
     def internal_client(base_url: str, audience: str) -> httpx.AsyncClient:
-        return httpx.AsyncClient(
-            base_url=base_url,
-            auth=settings.internal_signer(audience),
-            timeout=settings.INTERNAL_CALL_TIMEOUT_SECONDS,
-        )
+        timeout = settings.INTERNAL_CALL_TIMEOUT_SECONDS
+        return settings.internal_http(audience, base_url, timeout=timeout)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -45,6 +45,3 @@ class ProviderSecrets:
             raise SecretsUnavailable(f"providers registry: {type(exc).__name__}") from None
         self._secrets = {row["name"]: row["webhook_secret"] for row in data}
         self._loaded_at = time.monotonic()
-
-    def forget(self) -> None:
-        self._loaded_at = float("-inf")

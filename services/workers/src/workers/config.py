@@ -1,21 +1,10 @@
 """Settings shared by the relay and the notifier: where RabbitMQ is and what the topology is."""
 
-from typing import Annotated
-
 from payplane_core import messaging
-from payplane_core.settings import DatabaseSettings
-from pydantic import BeforeValidator
-from pydantic_settings import NoDecode
-
-
-def _split_csv(value: object) -> object:
-    if isinstance(value, str):
-        return [part.strip() for part in value.split(",") if part.strip()]
-    return value
-
+from payplane_core.settings import CsvFloats, DatabaseSettings
 
 # A list of seconds given in the environment as ``5,300,1800`` (floats so tests can compress).
-SecondsList = Annotated[list[float], NoDecode, BeforeValidator(_split_csv)]
+SecondsList = CsvFloats
 
 
 class WorkerSettings(DatabaseSettings):

@@ -6,6 +6,7 @@ import sys
 
 from payplane_cli import apply as apply_commands
 from payplane_cli import deliveries as delivery_commands
+from payplane_cli import encryption as encryption_commands
 from payplane_cli import local, receiver
 from payplane_cli import merchants as merchant_commands
 from payplane_cli import operator as operator_commands
@@ -92,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     delivery_commands.register(sub, lambda args: _stack(args))
     operator_commands.register(sub, lambda args: _stack(args))
     apply_commands.register(sub, lambda args: _stack(args))
+    encryption_commands.register(sub, lambda args: _stack(args))
     return parser
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from payplane_core.clients import MerchantsClient
+from payplane_core.text import split_csv
 
 from payplane_cli.clients import ServiceError, call
 from payplane_cli.stack import Stack
@@ -143,10 +144,6 @@ def credentials(stack: Stack, name: str) -> dict[str, Any]:
 # -- command line ---------------------------------------------------------------------------
 
 
-def _providers(value: str) -> list[str]:
-    return [p.strip() for p in value.split(",") if p.strip()]
-
-
 def register(
     sub: argparse._SubParsersAction, stack_of: Callable[[argparse.Namespace], Stack]
 ) -> None:
@@ -160,7 +157,7 @@ def register(
     create.add_argument("--rps", type=float, help="rate limit: requests per second")
     create.add_argument("--burst", type=int, help="rate limit: burst size")
     create.add_argument("--quota", type=int, help="payments per month")
-    create.add_argument("--allowed-providers", type=_providers, help="comma-separated names")
+    create.add_argument("--allowed-providers", type=split_csv, help="comma-separated names")
 
     def cmd_create(args: argparse.Namespace) -> int:
         created = create_merchant(

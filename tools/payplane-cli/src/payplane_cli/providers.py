@@ -20,6 +20,7 @@ from typing import Any
 
 from payplane_core import platform
 from payplane_core.clients import ProvidersClient
+from payplane_core.text import split_csv
 
 from payplane_cli.clients import ServiceError, call
 
@@ -111,10 +112,6 @@ def secret_input(path: str | None, env: str) -> str:
     return value.strip()
 
 
-def _csv(value: str) -> list[str]:
-    return [part.strip() for part in value.split(",") if part.strip()]
-
-
 def register(
     sub: argparse._SubParsersAction, stack_of: Callable[[argparse.Namespace], Any]
 ) -> None:
@@ -136,7 +133,9 @@ def register(
     add.add_argument("--display-name")
     add.add_argument("--priority", type=int, help="lower is preferred")
     add.add_argument("--weight", type=int, help="share among equal priorities")
-    add.add_argument("--currencies", type=_csv, help="comma-separated ISO 4217 codes; none = all")
+    add.add_argument(
+        "--currencies", type=split_csv, help="comma-separated ISO 4217 codes; none = all"
+    )
     add.add_argument("--timeout-ms", type=int)
     add.add_argument("--failure-threshold", type=int, help="failures that open its circuit")
     add.add_argument("--open-seconds", type=int, help="how long its circuit stays open")

@@ -24,6 +24,7 @@ from payplane_core.platform import COMPONENTS, port
 
 from payplane_cli import ingress, prometheus
 from payplane_cli import providers as provider_commands
+from payplane_cli.pids import alive, process_start_time, read_pid_file, write_pid_file
 
 REPO = Path(__file__).resolve().parents[4]
 PYTHON = sys.executable
@@ -269,55 +270,16 @@ class Stack:
             except ProcessLookupError:
                 break
             deadline = time.monotonic() + wait
-            while time.monotonic() < deadline and _alive(pid):
+            while time.monotonic() < deadline and alive(pid):
                 time.sleep(0.05)
-            if not _alive(pid):
+            if not alive(pid):
                 break
         (self.run_dir / f"{name}.pid").unlink(missing_ok=True)
         return True
 
 
-def process_start_time(pid: int) -> str | None:
-    """When ``pid`` started (clock ticks since boot, /proc/<pid>/stat field 22), or None if no
-    such process: with the pid, it names one process for good."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # The command name (field 2) is in parentheses and may hold spaces: split after it.
-    return stat.rpartition(")")[2].split()[19]
-
-
-def write_pid_file(path: Path, pid: int) -> None:
-    started = process_start_time(pid)
-    path.write_text(json.dumps({"pid": pid, "start_time": started}))
-
-
-def read_pid_file(path: Path) -> tuple[int | None, str | None]:
-    """(pid, start time); (None, None) for an unreadable or older (bare pid) file."""
-    try:
-        data = json.loads(path.read_text())
-        return int(data["pid"]), data["start_time"]
-    except (OSError, ValueError, TypeError, KeyError):
-        return None, None
-
-
 def internal_key_name(caller: str) -> str:
     return f"INTERNAL_KEY_{caller.upper()}"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        reaped, _ = os.waitpid(pid, os.WNOHANG)  # our own child (tests): reap it
-        if reaped == pid:
-            return False
-    except ChildProcessError:
-        pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 SERVICES_DIR = REPO / "services"

@@ -1,10 +1,12 @@
-"""Request dependencies: the database session and the merchant behind the request."""
+"""Request dependencies: settings, clock, database, quota ledger and the merchant behind the
+request."""
 
 from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
 from payplane_core.app import Internal
+from payplane_core.clock import Clock
 from payplane_core.context import request_id_var
 from payplane_core.internal_auth import SCOPE_PAYMENTS_READ, SCOPE_PAYMENTS_WRITE
 from payplane_core.problems import Problem
@@ -13,6 +15,7 @@ from payplane_core.telemetry import carrier
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from payments.core.config import Settings
+from payments.quota import QuotaLedger
 
 
 # async (they await nothing): FastAPI runs a plain def dependency in its thread pool, a
@@ -34,7 +37,17 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
+async def get_clock(request: Request) -> Clock:
+    return request.app.state.clock
+
+
+async def get_quota(request: Request) -> QuotaLedger | None:
+    return request.app.state.quota
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+ClockDep = Annotated[Clock, Depends(get_clock)]
+QuotaDep = Annotated[QuotaLedger | None, Depends(get_quota)]
 Engine = Annotated[AsyncEngine, Depends(get_engine)]
 Sessions = Annotated[async_sessionmaker, Depends(get_sessions)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]

@@ -14,6 +14,7 @@ from typing import Any
 
 from payplane_core.db import autocommit
 from payplane_core.ids import has_prefix, new_id
+from payplane_core.pagination import newest_first
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -276,19 +277,18 @@ async def list_deliveries(
     limit: int,
     starting_after: str | None,
 ) -> tuple[list[Delivery], bool]:
-    """Newest first, keyset-paginated on (created_at, id)."""
+    """Newest first (``payplane_core.pagination``); ``CursorNotFound`` if ``starting_after``
+    is not in this listing."""
     query = select(Delivery)
     if state is not None:
         query = query.where(Delivery.state == state)
     if merchant_id is not None:
         query = query.where(Delivery.merchant_id == merchant_id)
-    if starting_after is not None:
-        cursor = await session.get(Delivery, starting_after)
-        if cursor is None:
-            raise LookupError(starting_after)
-        query = query.where(
-            func.row(Delivery.created_at, Delivery.id) < func.row(cursor.created_at, cursor.id)
-        )
-    query = query.order_by(Delivery.created_at.desc(), Delivery.id.desc()).limit(limit + 1)
-    rows = list(await session.scalars(query))
-    return rows[:limit], len(rows) > limit
+    return await newest_first(
+        session,
+        query,
+        time=Delivery.created_at,
+        ident=Delivery.id,
+        limit=limit,
+        starting_after=starting_after,
+    )

@@ -12,7 +12,8 @@ from fastapi import APIRouter, Request, Response
 from payplane_core.context import request_id_var
 from payplane_core.problems import problem_response
 
-from gateway.decision import Gate, authorize
+from gateway.api.deps import GateDep
+from gateway.decision import authorize
 from gateway.denials import Denied
 from gateway.metrics import DECISION_SECONDS, DECISIONS
 
@@ -31,9 +32,8 @@ def original_target(request: Request) -> str:
 
 
 @router.api_route(PREFIX + "/{path:path}", methods=ALL_METHODS, include_in_schema=False)
-async def check(request: Request) -> Response:
+async def check(request: Request, gate: GateDep) -> Response:
     started = time.perf_counter()
-    gate: Gate = request.app.state.gate
     try:
         allowed = await authorize(
             gate,

@@ -5,10 +5,10 @@ from payplane_core.app import Internal
 from payplane_core.problems import Problem
 
 from payments import metrics, service
-from payments.api.deps import Sessions, trace_headers
-from payments.outbox import payment_json
+from payments.api.deps import ClockDep, Sessions, trace_headers
 from payments.schemas import EventIn, EventResult, PaymentId, PaymentOut
 from payments.state import IllegalTransition
+from payments.views import payment_json
 
 router = APIRouter(prefix="/internal/v1/payments", tags=["internal"])
 
@@ -25,14 +25,23 @@ async def get_payment(payment_id: PaymentId, sessions: Sessions) -> dict:
 
 @router.post("/{payment_id}/events", response_model=EventResult)
 async def record_event(
-    payment_id: PaymentId, event: EventIn, identity: Internal, request: Request, sessions: Sessions
+    payment_id: PaymentId,
+    event: EventIn,
+    identity: Internal,
+    request: Request,
+    sessions: Sessions,
+    clock: ClockDep,
 ) -> dict:
     if identity.caller == "gateway":
         raise Problem(403, "internal-only", "Merchants cannot report payment events.")
     try:
         async with sessions.begin() as session:
             payment, changed = await service.record_event(
-                session, payment_id=payment_id, event=event, headers=trace_headers(request)
+                session,
+                payment_id=payment_id,
+                event=event,
+                headers=trace_headers(request),
+                at=clock(),
             )
             result = payment_json(payment)
     except service.PaymentNotFound:

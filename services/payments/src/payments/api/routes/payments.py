@@ -1,27 +1,26 @@
 """The merchant-facing payments API (reached only through the gateway)."""
 
-import json
-from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import Response
-from payplane_core.db import autocommit
 from payplane_core.pagination import CursorNotFound
 from payplane_core.problems import Problem
 
-from payments import idempotency, metrics, quota, service
+from payments import create, idempotency, metrics, quota, service
 from payments.api.deps import (
+    ClockDep,
     Engine,
     MerchantReader,
     MerchantWriter,
+    QuotaDep,
     SessionDep,
     SettingsDep,
     require_json,
     trace_headers,
 )
-from payments.outbox import payment_json
 from payments.schemas import PaymentCreate, PaymentId, PaymentOut, PaymentPage, Tracking
+from payments.views import payment_json
 
 router = APIRouter(prefix="/api/v1/payments", tags=["payments"])
 
@@ -47,49 +46,34 @@ async def create_payment(
     merchant_id: MerchantWriter,
     engine: Engine,
     settings: SettingsDep,
+    clock: ClockDep,
+    ledger: QuotaDep,
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> Response:
-    key = idempotency.validate_key(idempotency_key) if idempotency_key is not None else None
-    if key is not None:
-        replay = await idempotency.claim(
-            engine,
-            merchant_id=merchant_id,
-            key=key,
-            print_=idempotency.fingerprint(body.model_dump(mode="json")),
-            ttl=timedelta(hours=settings.IDEMPOTENCY_TTL_HOURS),
-            lock=timedelta(seconds=settings.IDEMPOTENCY_LOCK_SECONDS),
+    new = create.NewPayment(
+        merchant_id=merchant_id,
+        data=body,
+        key=idempotency.validate_key(idempotency_key) if idempotency_key is not None else None,
+        headers=trace_headers(request),
+    )
+    result = await create.create_payment(
+        engine, new, keys=create.KeyPolicy.from_settings(settings), now=clock()
+    )
+    if isinstance(result, idempotency.Replay):
+        return Response(
+            result.body,
+            status_code=result.status,
+            media_type="application/json",
+            headers={"Idempotent-Replayed": "true"},
         )
-        if replay is not None:
-            return Response(
-                replay.body,
-                status_code=replay.status,
-                media_type="application/json",
-                headers={"Idempotent-Replayed": "true"},
-            )
-    payment = service.new_payment(merchant_id=merchant_id, data=body)
-    result = json.dumps(payment_json(payment), separators=(",", ":"))
-    try:
-        async with autocommit(engine) as conn:  # one statement, atomic on its own
-            used = await service.insert_payment(
-                conn,
-                payment=payment,
-                response=result,
-                source="api",
-                headers=trace_headers(request),
-                idempotency_key=key,
-            )
-    except BaseException:
-        if key is not None:
-            await idempotency.release(engine, merchant_id=merchant_id, key=key)
-        raise
-    if ledger := request.app.state.quota:
-        await ledger.counted(merchant_id, used)
+    if ledger is not None:
+        await ledger.counted(merchant_id, result.used)
     metrics.CREATED.inc()
     return Response(
-        result,
+        result.body,
         status_code=201,
         media_type="application/json",
-        headers={"Location": f"/api/v1/payments/{payment.id}/show"},
+        headers={"Location": f"/api/v1/payments/{result.payment.id}/show"},
     )
 
 

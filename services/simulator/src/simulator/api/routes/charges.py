@@ -57,6 +57,16 @@ async def create_charge(
     body: ChargeIn, request: Request, settings: SettingsDep, ledger: LedgerDep
 ) -> JSONResponse:
     ledger.requests_seen += 1
+    ledger.in_flight += 1
+    try:
+        return await _create_charge(body, request, settings, ledger)
+    finally:
+        ledger.in_flight -= 1
+
+
+async def _create_charge(
+    body: ChargeIn, request: Request, settings, ledger: Ledger
+) -> JSONResponse:
     control = ledger.control
     if control.error_rate and random.random() < control.error_rate:  # noqa: S311 - fault injection
         raise Problem(503, "injected-error", "Simulated provider error; nothing was charged.")

@@ -3,11 +3,12 @@
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query
 from payplane_core.app import Internal
 from payplane_core.problems import Problem
 
 from webhooks import audit
+from webhooks.api.deps import Sessions
 from webhooks.models import WebhookLog
 from webhooks.schemas import WebhookLogOut, WebhookLogPage
 
@@ -21,7 +22,7 @@ async def operator_only(identity: Internal) -> None:
 
 @router.get("", response_model=WebhookLogPage, dependencies=[Depends(operator_only)])
 async def list_logs(
-    request: Request,
+    sessions: Sessions,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     starting_after: Annotated[str | None, Query(max_length=40)] = None,
     provider: Annotated[str | None, Query(max_length=63)] = None,
@@ -32,7 +33,7 @@ async def list_logs(
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> WebhookLogPage:
-    async with request.app.state.sessions() as session:
+    async with sessions() as session:
         try:
             rows, has_more = await audit.search(
                 session,
@@ -55,8 +56,8 @@ async def list_logs(
 
 
 @router.get("/{log_id}", response_model=WebhookLogOut, dependencies=[Depends(operator_only)])
-async def get_log(log_id: str, request: Request) -> WebhookLogOut:
-    async with request.app.state.sessions() as session:
+async def get_log(log_id: str, sessions: Sessions) -> WebhookLogOut:
+    async with sessions() as session:
         row = await session.get(WebhookLog, log_id)
     if row is None:
         raise Problem(404, "log-not-found", f"No webhook log {log_id}.")

@@ -7,6 +7,7 @@ from payplane_core.app import Internal
 from payplane_core.problems import Problem, problem_response
 
 from webhooks import intake
+from webhooks.api.deps import Payments, SecretsDep, Sessions, SettingsDep
 from webhooks.provider_secrets import SecretsUnavailable
 from webhooks.verify import PROVIDER_HEADER
 
@@ -16,11 +17,17 @@ _TITLES = {400: "Bad Request", 403: "Forbidden", 409: "Conflict", 503: "Service 
 
 
 @router.post("/webhook")
-async def provider_webhook(request: Request, identity: Internal) -> JSONResponse:
+async def provider_webhook(
+    request: Request,
+    identity: Internal,
+    settings: SettingsDep,
+    sessions: Sessions,
+    payments: Payments,
+    provider_secrets: SecretsDep,
+) -> JSONResponse:
     raw = await request.body()  # the exact bytes that were signed; parsed only once verified
-    state = request.app.state
     try:
-        secrets = await state.provider_secrets.get(claimed=request.headers.get(PROVIDER_HEADER))
+        secrets = await provider_secrets.get(claimed=request.headers.get(PROVIDER_HEADER))
     except SecretsUnavailable:
         raise Problem(
             503,
@@ -29,13 +36,13 @@ async def provider_webhook(request: Request, identity: Internal) -> JSONResponse
             headers={"Retry-After": "5"},
         ) from None
     answer = await intake.receive(
-        sessions=state.sessions,
+        sessions=sessions,
         secrets=secrets,
-        payments=state.payments,
+        payments=payments,
         raw=raw,
         headers=request.headers,
         request_id=identity.request_id or "",
-        tolerance_seconds=state.settings.WEBHOOK_TOLERANCE_SECONDS,
+        tolerance_seconds=settings.WEBHOOK_TOLERANCE_SECONDS,
     )
     if answer.status < 300:
         return JSONResponse(answer.body, status_code=answer.status)

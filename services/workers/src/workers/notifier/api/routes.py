@@ -2,11 +2,13 @@
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query
 from payplane_core.app import Internal
+from payplane_core.pagination import CursorNotFound
 from payplane_core.problems import Problem
 
 from workers.notifier import service, store
+from workers.notifier.api.deps import NotifierDep, Sessions
 from workers.notifier.models import Delivery
 from workers.notifier.schemas import (
     AttemptOut,
@@ -52,13 +54,13 @@ def _not_found(ident: str) -> Problem:
 
 @router.get("", response_model=DeliveryPage)
 async def list_deliveries(
-    request: Request,
+    sessions: Sessions,
     state: Literal["pending", "delivered", "failed"] | None = None,
     merchant_id: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     starting_after: Annotated[str | None, Query(max_length=40)] = None,
 ) -> DeliveryPage:
-    async with request.app.state.sessions() as session:
+    async with sessions() as session:
         try:
             rows, has_more = await store.list_deliveries(
                 session,
@@ -67,15 +69,15 @@ async def list_deliveries(
                 limit=limit,
                 starting_after=starting_after,
             )
-        except LookupError:
+        except CursorNotFound:
             raise _not_found(starting_after or "") from None
     data = [delivery_out(d) for d in rows]
     return DeliveryPage(data=data, has_more=has_more, next_cursor=data[-1].id if has_more else None)
 
 
 @router.get("/{ident}", response_model=DeliveryDetail)
-async def show_delivery(ident: Annotated[str, Path(max_length=40)], request: Request):
-    async with request.app.state.sessions() as session:
+async def show_delivery(ident: Annotated[str, Path(max_length=40)], sessions: Sessions):
+    async with sessions() as session:
         delivery = await store.find_delivery(session, ident=ident)
         if delivery is None:
             raise _not_found(ident)
@@ -87,10 +89,12 @@ async def show_delivery(ident: Annotated[str, Path(max_length=40)], request: Req
 
 
 @router.post("/{ident}/redeliver", response_model=Redelivered)
-async def redeliver(ident: Annotated[str, Path(max_length=40)], request: Request) -> Redelivered:
+async def redeliver(
+    ident: Annotated[str, Path(max_length=40)], sessions: Sessions, notifier: NotifierDep
+) -> Redelivered:
     """One attempt now, with the same ``webhook-id``; the answer says how it went."""
     try:
-        delivery, outcome = await service.redeliver(request.app.state.notifier, ident=ident)
+        delivery, outcome = await service.redeliver(notifier, ident=ident)
     except service.DeliveryNotFound:
         raise _not_found(ident) from None
     except service.DeliveryBusy as exc:
@@ -100,7 +104,7 @@ async def redeliver(ident: Annotated[str, Path(max_length=40)], request: Request
             "This delivery is still being retried automatically or is being sent right now.",
             state=exc.state,
         ) from None
-    async with request.app.state.sessions() as session:
+    async with sessions() as session:
         [*_, last] = await store.attempts_of(session, delivery_id=delivery.id)
     return Redelivered(
         delivery=delivery_out(delivery),
