@@ -59,3 +59,33 @@ async def test_queries_get_spans_only_inside_a_recorded_trace():
     assert [s.name for s in spans] == ["SELECT", "SELECT", "request"]
     request = spans[-1].context.span_id
     assert all(s.parent.span_id == request for s in spans[:-1])
+
+
+async def test_fastapi_server_spans_continue_the_callers_trace_and_skip_probes():
+    import httpx
+    from fastapi import FastAPI
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exported = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exported))
+    app = FastAPI(telemetry=telemetry.FASTAPI_TELEMETRY | {"tracer_provider": provider})
+
+    @app.post("/things/{thing}")
+    async def thing(thing: str) -> dict[str, str]:
+        return {"trace": telemetry.current_ids()[0]}
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://svc.test") as client:
+        answer = await client.post("/things/a", headers={"traceparent": PARENT})
+        assert (await client.get("/health")).status_code == 200
+    assert answer.json()["trace"] == PARENT.split("-")[1]
+    [span] = exported.get_finished_spans()  # none for the probe, none per dependency
+    assert span.name == "POST /things/{thing}"
+    assert format(span.parent.span_id, "016x") == PARENT.split("-")[2]

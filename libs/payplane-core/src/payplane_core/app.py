@@ -19,7 +19,7 @@ from payplane_core.problems import (
     problem_response,
 )
 from payplane_core.settings import ServiceSettings
-from payplane_core.telemetry import instrument_app, setup_tracing
+from payplane_core.telemetry import FASTAPI_TELEMETRY, setup_tracing
 
 ReadinessCheck = Callable[[FastAPI], Awaitable[None]]
 
@@ -77,7 +77,9 @@ def create_service_app(
     """Build a service: every router given here requires the internal signature."""
     configure_logging(settings.SERVICE_NAME, settings.LOG_LEVEL)
     setup_tracing(settings.SERVICE_NAME)
-    app = FastAPI(title=f"payplane {settings.SERVICE_NAME}", lifespan=lifespan)
+    app = FastAPI(
+        title=f"payplane {settings.SERVICE_NAME}", lifespan=lifespan, telemetry=FASTAPI_TELEMETRY
+    )
     app.state.settings = settings
     app.state.internal_keys = settings.internal_keys()
     app.state.internal_nonces = NonceCache()
@@ -116,5 +118,4 @@ def create_service_app(
         app.include_router(
             router, dependencies=[Depends(internal_identity)], responses=PROBLEM_RESPONSES
         )
-    instrument_app(app)
     return app

@@ -3,8 +3,8 @@
 ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or ``…_TRACES_ENDPOINT``) unset, or ``OTEL_SDK_DISABLED=true``:
 no SDK, no instrumentation, no export and no cost. Set: the SDK with a batching OTLP/HTTP
 exporter (endpoint, headers, timeout, sampler, resource and propagators all read from the
-standard variables by the SDK itself) and the official instrumentations of FastAPI, httpx,
-asyncpg, redis and aio-pika.
+standard variables by the SDK itself), FastAPI's own server spans and the official
+instrumentations of httpx, asyncpg, redis and aio-pika.
 
 Trace context crosses the outbox row and RabbitMQ as W3C headers written and read by the
 standard propagators (``OTEL_PROPAGATORS``, default tracecontext + baggage).
@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 _ENDPOINTS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
 # Probes and scrapes are not part of any payment's story.
-EXCLUDED_URLS = "/health,/ready,/metrics"
+EXCLUDED_PATHS = frozenset({"/health", "/ready", "/metrics"})
 
 _provider = None
 
@@ -95,15 +95,22 @@ def _instrument_libraries() -> None:
             instrumentor.instrument()
 
 
-def instrument_app(app) -> None:
-    """The FastAPI server spans (route templates as names), when tracing is on."""
-    if _provider is None:
-        return
-    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+def _excluded(scope) -> bool:
+    return scope.get("path") in EXCLUDED_PATHS
 
-    FastAPIInstrumentor.instrument_app(
-        app, excluded_urls=EXCLUDED_URLS, exclude_spans=["receive", "send"]
-    )
+
+# Server spans from FastAPI's own OpenTelemetry support (``FastAPI(telemetry=...)``): on once
+# ``setup_tracing`` has set a tracer provider, a no-op without one. Leaner per request than the
+# contrib ASGI middleware (which built its semantic-convention attributes and matched every
+# route again for the span name, sampled or not). Only the request span: no spans for
+# dependencies and serialisation, no OpenTelemetry metrics (Prometheus has ours) or logs.
+FASTAPI_TELEMETRY = {
+    "tracing": True,
+    "operation_spans": False,
+    "metrics": False,
+    "logs": False,
+    "exclude": _excluded,
+}
 
 
 def parent_context(carrier: Mapping[str, str] | None) -> Context | None:
