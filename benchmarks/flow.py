@@ -16,8 +16,9 @@ import requests
 from payplane_cli import local
 from payplane_cli.merchants import create_merchant
 from payplane_cli.stack import Stack
-from requests_http_signature import HTTPSignatureAuth, algorithms
 from standardwebhooks import Webhook
+
+from benchmarks.signing import merchant_auth
 
 RATES = (5, 20)  # payments per second: light load, then near what 2 shared cores sustain
 SECONDS = 10
@@ -67,13 +68,7 @@ def payment_poster(stack: Stack, creds: dict[str, str]) -> Callable[[dict], requ
     """POST /api/v1/payments through Envoy as the merchant: one keep-alive session, each request
     signed (RFC 9421, with a nonce) as the gateway requires."""
     session = requests.Session()
-    auth = HTTPSignatureAuth(
-        signature_algorithm=algorithms.HMAC_SHA256,
-        key=creds["signing_secret"].encode(),
-        key_id=creds["api_key_id"],
-        covered_component_ids=("@method", "@path", "content-digest"),
-        use_nonce=True,
-    )
+    auth = merchant_auth(creds)
     url = stack.url("envoy") + "/api/v1/payments"
     headers = {"Authorization": f"Bearer {creds['api_key']}", "Content-Type": "application/json"}
 

@@ -8,10 +8,10 @@ import requests
 from payplane_cli import local
 from payplane_cli.merchants import create_merchant, secret_view
 from payplane_cli.stack import Stack
-from requests_http_signature import HTTPSignatureAuth, algorithms
 
 from benchmarks.load import Prepared, run
 from benchmarks.payments import signed_create
+from benchmarks.signing import merchant_auth
 
 REQUESTS = 2000
 CONCURRENCY = 16
@@ -29,13 +29,7 @@ def merchant_request(base: str, credentials: dict) -> Prepared:
             "Content-Type": "application/json",
         },
     ).prepare()
-    HTTPSignatureAuth(
-        signature_algorithm=algorithms.HMAC_SHA256,
-        key=credentials["signing_secret"].encode(),
-        key_id=credentials["api_key_id"],
-        covered_component_ids=("@method", "@path", "content-digest"),
-        use_nonce=True,
-    )(request)
+    merchant_auth(credentials)(request)
     return Prepared("POST", request.url, dict(request.headers), request.body)
 
 

@@ -91,15 +91,10 @@ class Offered:
 
 def sign_creates(url: str, creds: dict[str, str], count: int) -> list[Offered]:
     import requests
-    from requests_http_signature import HTTPSignatureAuth, algorithms
 
-    auth = HTTPSignatureAuth(
-        signature_algorithm=algorithms.HMAC_SHA256,
-        key=creds["signing_secret"].encode(),
-        key_id=creds["api_key_id"],
-        covered_component_ids=("@method", "@path", "content-digest"),
-        use_nonce=True,
-    )
+    from benchmarks.signing import merchant_auth
+
+    auth = merchant_auth(creds)
     offered = []
     for _ in range(count):
         body = json.dumps({"amount": 1000, "currency": "EUR"}).encode()

@@ -15,9 +15,9 @@ from concurrent.futures import ThreadPoolExecutor
 import requests
 from payplane_cli import local
 from payplane_cli.stack import Stack
-from requests_http_signature import HTTPSignatureAuth, algorithms
 
 from benchmarks.flow import Receiver, unlimited_merchant
+from benchmarks.signing import merchant_auth
 
 RATES = (50, 100, 150)  # payments offered per second
 SECONDS = 10
@@ -29,13 +29,7 @@ class Merchant:
         creds = unlimited_merchant(stack, receiver, "bench-sustained")
         self.url = stack.url("envoy") + "/api/v1/payments"
         self.api_key = creds["api_key"]
-        self.auth = HTTPSignatureAuth(
-            signature_algorithm=algorithms.HMAC_SHA256,
-            key=creds["signing_secret"].encode(),
-            key_id=creds["api_key_id"],
-            covered_component_ids=("@method", "@path", "content-digest"),
-            use_nonce=True,
-        )
+        self.auth = merchant_auth(creds)
         self.local = threading.local()
         self.lock = threading.Lock()
         self.answers: Counter[int | str] = Counter()

@@ -63,72 +63,49 @@ def attempts(failures: int, successes: int) -> list[dict]:
 
 DAY = 400  # steps of 5m: a little over a day, enough for the 1d windows
 SRC = '{job="relay",instance="127.0.0.1:8111"}'
+FAST = ("1m", "70m", {})  # fast burn: 1h and 5m windows, 1-minute steps
+SLOW = ("5m", "1500m", {})  # slow burn: 1d and 2h windows, 5-minute steps
+
+
+def gauge_case(series: str, failing: float, healthy: float, steps: int, *, at: str, labels=None):
+    """One gauge, sampled every minute: the alert fires at ``at`` on ``failing``, never on
+    ``healthy``."""
+    return "1m", at, labels or {}, gauge(series, failing, steps), gauge(series, healthy, steps)
+
+
+BREAKER = 'payplane_breaker_open{job="providers",breaker="cb:provider:sim-a"}'
+CERT_DAYS = 'envoy_server_days_until_first_cert_expiring{job="envoy"}'
+FAILED_DELIVERIES = 'payplane_webhook_deliveries{job="notifier",state="failed"}'
 # alert -> (interval, eval time, labels it fires with, failing input, healthy input)
 CASES = {
     "PayplaneCreateAvailabilityBudgetBurnFast": (
-        "1m",
-        "70m",
-        {},
+        *FAST,
         created(100, 5, 120),
         created(100, 0, 120),
     ),
     "PayplaneCreateAvailabilityBudgetBurnSlow": (
-        "5m",
-        "1500m",
-        {},
+        *SLOW,
         created(5000, 25, DAY),
         created(5000, 0, DAY),
     ),
-    "PayplaneCreateLatencyBudgetBurnFast": (
-        "1m",
-        "70m",
-        {},
-        latency(100, 80, 120),
-        latency(100, 100, 120),
-    ),
+    "PayplaneCreateLatencyBudgetBurnFast": (*FAST, latency(100, 80, 120), latency(100, 100, 120)),
     "PayplaneCreateLatencyBudgetBurnSlow": (
-        "5m",
-        "1500m",
-        {},
+        *SLOW,
         latency(5000, 4750, DAY),
         latency(5000, 5000, DAY),
     ),
-    "PayplaneOutboxBacklogOld": (
-        "1m",
-        "10m",
-        {},
-        gauge(f"payplane_outbox_oldest_pending_age_seconds{SRC}", 300, 20),
-        gauge(f"payplane_outbox_oldest_pending_age_seconds{SRC}", 1, 20),
+    "PayplaneOutboxBacklogOld": gauge_case(
+        f"payplane_outbox_oldest_pending_age_seconds{SRC}", 300, 1, 20, at="10m"
     ),
     "PayplaneWebhookFailures": ("1m", "40m", {}, attempts(5, 5), attempts(0, 10)),
-    "PayplaneWebhookDeliveriesFailed": (
-        "1m",
-        "20m",
-        {},
-        gauge('payplane_webhook_deliveries{job="notifier",state="failed"}', 3, 30),
-        gauge('payplane_webhook_deliveries{job="notifier",state="failed"}', 0, 30),
+    "PayplaneWebhookDeliveriesFailed": gauge_case(FAILED_DELIVERIES, 3, 0, 30, at="20m"),
+    "PayplaneTargetDown": gauge_case(
+        f"up{SRC}", 0, 1, 10, at="5m", labels={"job": "relay", "instance": "127.0.0.1:8111"}
     ),
-    "PayplaneTargetDown": (
-        "1m",
-        "5m",
-        {"job": "relay", "instance": "127.0.0.1:8111"},
-        gauge(f"up{SRC}", 0, 10),
-        gauge(f"up{SRC}", 1, 10),
+    "PayplaneBreakerOpen": gauge_case(
+        BREAKER, 1, 0, 10, at="5m", labels={"breaker": "cb:provider:sim-a"}
     ),
-    "PayplaneBreakerOpen": (
-        "1m",
-        "5m",
-        {"breaker": "cb:provider:sim-a"},
-        gauge('payplane_breaker_open{job="providers",breaker="cb:provider:sim-a"}', 1, 10),
-        gauge('payplane_breaker_open{job="providers",breaker="cb:provider:sim-a"}', 0, 10),
-    ),
-    "PayplaneIngressCertificateExpiry": (
-        "1m",
-        "90m",
-        {},
-        gauge('envoy_server_days_until_first_cert_expiring{job="envoy"}', 3, 120),
-        gauge('envoy_server_days_until_first_cert_expiring{job="envoy"}', 4294967295, 120),
-    ),
+    "PayplaneIngressCertificateExpiry": gauge_case(CERT_DAYS, 3, 4294967295, 120, at="90m"),
 }
 
 

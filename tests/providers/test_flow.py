@@ -107,8 +107,12 @@ async def test_circuit_opens_after_threshold_then_closes_after_ttl(payments, sim
     assert (await sim_a.get("/v1/stats")).json()["requests_seen"] == seen  # not even asked
 
     await sim_a.put("/v1/control", json={})
-    await asyncio.sleep(OPEN_SECONDS + 0.2)
-    assert (await registry.get("/internal/v1/providers/sim-a")).json()["circuit"]["open"] is False
+
+    async def closed() -> bool:
+        circuit = (await registry.get("/internal/v1/providers/sim-a")).json()["circuit"]
+        return circuit["open"] is False
+
+    await wait_until(closed, within=OPEN_SECONDS + 2, what="sim-a's circuit closed by its TTL")
     payment = await payments.submit(1000)
     story = await payments.wait_status(payment["id"], "succeeded")
     assert story["events"][1]["detail"]["provider"] == "sim-a"
