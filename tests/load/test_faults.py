@@ -22,6 +22,7 @@ import asyncpg
 import pytest
 import requests
 from payplane_cli import local
+from workers.notifier.config import NotifierSettings
 
 from tests.load.conftest import REROUTE_AFTER_SECONDS
 from tests.support import infra
@@ -35,8 +36,9 @@ SENDERS = 4
 FAULT_WINDOW = 1.0  # how long a stopped component stays stopped
 GIVE_UP = 20.0  # a client stops retrying one create after this long (reported, not lost)
 RETRYABLE = {409, 429, 502, 503, 504}
-# A payment nobody routed is routed again after REROUTE_AFTER_SECONDS; then the flow and webhook.
-DRAIN = REROUTE_AFTER_SECONDS + 20
+# The longest legitimate wait, then the flow and the webhook: a payment nobody routed is routed
+# again after REROUTE_AFTER_SECONDS; a delivery a killed notifier held is retried after its lease.
+DRAIN = max(REROUTE_AFTER_SECONDS, NotifierSettings().DELIVERY_LEASE_SECONDS) + 20
 SERVICES = ("gateway", "payments", "providers", "webhooks", "merchants", "relay", "notifier")
 
 
@@ -53,6 +55,7 @@ class Traffic:
         self.created: dict[str, tuple[str, float]] = {}  # key -> (payment id, sent)
         self.bad: list[str] = []
         self.abandoned: list[str] = []
+        self.slowest = 0.0  # seconds, the longest any answer took
         self.stopping = threading.Event()
         self.numbers = itertools.count()
         self.threads = [threading.Thread(target=self._send, daemon=True) for _ in range(SENDERS)]
@@ -98,6 +101,7 @@ class Traffic:
         status, answered = response.status_code, time.monotonic()
         with self.lock:
             self.statuses[status] += 1
+            self.slowest = max(self.slowest, answered - sent)
             if status == 201:
                 payment_id = response.json()["id"]
                 earlier = self.created.setdefault(key, (payment_id, sent))[0]
@@ -155,6 +159,7 @@ class Outcome:
     lost: int
     unacknowledged: int  # stored, but its client never got the 201 (it gave up)
     outage: float  # clients saw failures for this long
+    slowest: float  # the longest one answer took
     restart: float  # from the fault until the component was back
     recovered: float  # from the fault until creates sent after it are answered 201 again
     drained: float  # from the fault until the last 201'd payment's final webhook
@@ -164,6 +169,7 @@ class Outcome:
             f"{self.fault:<18} requests {self.requests:>3}  created {self.created:>3}"
             f"  problems {self.problems}  abandoned {self.abandoned}"
             f"  lost {self.lost}  unacknowledged {self.unacknowledged}  outage {self.outage:.1f}s"
+            f"  slowest answer {self.slowest:.1f}s"
             f"  back {self.restart:.1f}s  recovered {self.recovered:.1f}s"
             f"  drained {self.drained:.1f}s"
         )
@@ -214,8 +220,9 @@ def stopped(stop: Callable[[], None], start: Callable[[], None]) -> Callable[[],
 
 def faults(stack) -> dict[str, Callable[[], None]]:
     redis_settings = infra.redis_settings(stack.redis_url)
+    # The infrastructure first: a Redis restart frees every lock, which would hide one that a
+    # killed service left behind.
     return {
-        **{f"kill -9 {name}": kill9(stack, name) for name in SERVICES},
         "rabbitmq": stopped(
             lambda: infra.rabbitmq_app("stop_app"), lambda: infra.rabbitmq_app("start_app")
         ),
@@ -223,6 +230,7 @@ def faults(stack) -> dict[str, Callable[[], None]]:
             lambda: infra.redis_stop(stack.redis_url), lambda: infra.redis_start(redis_settings)
         ),
         "postgresql": stopped(lambda: infra.pg("stop"), lambda: infra.pg("start")),
+        **{f"kill -9 {name}": kill9(stack, name) for name in SERVICES},
     }
 
 
@@ -267,8 +275,10 @@ def settle(stack, shop: Client, receiver, phase: Phase) -> Outcome:
     traffic = phase.traffic
     payment_ids = {payment_id for payment_id, _ in traffic.created.values()}
     missing = receiver.wait_final(payment_ids, timeout=DRAIN)
-    stored, announced = asyncio.run(stored_payments(stack, shop.merchant.merchant_id, traffic.phase))
-    undelivered = receiver.wait_all(announced, timeout=10)
+    stored, announced = asyncio.run(
+        stored_payments(stack, shop.merchant.merchant_id, traffic.phase)
+    )
+    undelivered = receiver.wait_all(announced, timeout=DRAIN)
     unfinished = {p for p in payment_ids if stored.get(p) not in ("succeeded", "failed")}
     with receiver.lock:
         last_final = max((receiver.final_at.get(p, 0.0) for p in payment_ids), default=0.0)
@@ -281,6 +291,7 @@ def settle(stack, shop: Client, receiver, phase: Phase) -> Outcome:
         lost=len(missing | unfinished | set(undelivered)),
         unacknowledged=len(stored.keys() - payment_ids),
         outage=traffic.outage(),
+        slowest=traffic.slowest,
         restart=phase.restart,
         recovered=phase.recovered,
         drained=last_final - phase.began,

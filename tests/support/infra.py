@@ -53,11 +53,21 @@ def pg_cluster() -> tuple[str, str]:
 
 
 def pg_ready() -> bool:
-    return subprocess.run(  # noqa: S603 - fixed argv
-        [shutil.which("pg_isready") or "pg_isready", "-q", "-h", "127.0.0.1", "-p", str(PG_PORT)],
-        timeout=5,
-        check=False,
-    ).returncode == 0
+    return (
+        subprocess.run(  # noqa: S603 - fixed argv
+            [
+                shutil.which("pg_isready") or "pg_isready",
+                "-q",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(PG_PORT),
+            ],
+            timeout=5,
+            check=False,
+        ).returncode
+        == 0
+    )
 
 
 def pg(action: str) -> None:
