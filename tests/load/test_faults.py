@@ -27,7 +27,7 @@ from workers.notifier.config import NotifierSettings
 from tests.load.conftest import REROUTE_AFTER_SECONDS
 from tests.support import infra
 from tests.support.merchant_receiver import VerifyingReceiver
-from tests.support.platform import Client, new_merchant
+from tests.support.platform import Client, busy_merchant
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -185,14 +185,7 @@ def own_receiver():
 
 @pytest.fixture(scope="module")
 def shop(stack, own_receiver) -> Client:
-    merchant = new_merchant(
-        stack,
-        webhook_url=own_receiver.url,
-        requests_per_second=1_000,
-        burst=1_000,
-        payments_per_month=1_000_000,
-    )
-    own_receiver.secret = merchant.webhook_secret
+    merchant = busy_merchant(stack, own_receiver, requests_per_second=1_000)
     return Client(stack.url("envoy"), merchant, source_address="127.0.0.61")
 
 
