@@ -4,13 +4,12 @@ response >= 500 but the faults it exists to inject, none outside its documented 
 import asyncio
 
 import httpx
-from simulator.core.config import Settings
 from simulator.main import create_app
 
 from tests.support.fuzz import fuzz
 from tests.support.live import serve
 
-from .conftest import API_KEY, SECRET
+from .conftest import API_KEY, sim_settings
 
 # The simulated provider's own failures (by amount rule or by the control API): its purpose.
 DESIGNED = frozenset({"injected-error", "injected-error-after-charge", "provider-timeout"})
@@ -23,15 +22,7 @@ class ApiKey(httpx.Auth):
 
 
 async def test_simulator_openapi_fuzz(receiver):
-    settings = Settings(
-        SERVICE_NAME="sim-fuzz",
-        SIM_API_KEY=API_KEY,
-        SIM_WEBHOOK_SECRET=SECRET,
-        SIM_WEBHOOK_URL=f"{receiver.url}/api/v1/payments/webhook",
-        SIM_CALLBACK_DELAY_MS=0,
-        SIM_FAIL_DELAY_MS=0,
-        SIM_TIMEOUT_HOLD_SECONDS=0.05,
-    )
+    settings = sim_settings(receiver, SIM_FAIL_DELAY_MS=0, SIM_TIMEOUT_HOLD_SECONDS=0.05)
     # The charge operations come before /v1/control in the schema, so a latency the fuzzer
     # sets through the control API never holds a charge it sends.
     async with serve(create_app(settings)) as base:

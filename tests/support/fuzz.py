@@ -11,7 +11,15 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from payplane_core.problems import PROBLEM_BASE, PROBLEM_MEDIA_TYPE
 from schemathesis import GenerationMode
-from schemathesis.checks import response_schema_conformance
+from schemathesis.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+from schemathesis.core.failures import FailureGroup
+
+# An answer breaks its schema when its status, its media type or its body is not documented.
+CHECKS = [status_code_conformance, content_type_conformance, response_schema_conformance]
 
 
 def _send(client: httpx.Client, kwargs: dict) -> httpx.Response:
@@ -62,8 +70,8 @@ def _examples(client, base_url, operation, mode, max_examples, failures, faults)
             failures.append(f"{label}: {response.text[:200]}")
             return
         try:
-            case.validate_response(response, checks=[response_schema_conformance])
-        except Exception as exc:  # noqa: BLE001 - collected, reported together
+            case.validate_response(response, checks=CHECKS)
+        except (Exception, FailureGroup) as exc:  # noqa: BLE001 - collected, reported together
             failures.append(f"{label}: {str(exc)[:300]}")
 
     try:
