@@ -336,7 +336,9 @@ async def test_encryption_key_rotation_reencrypts_everything(svc, db_url):
             found = await service.resolve_key(
                 session, new_only, key_hash=hash_key(creds["api_key"])
             )
-        assert webhook == [creds["webhook_secret"]] and found and found[2] == creds["signing_secret"]
+        assert (
+            webhook == [creds["webhook_secret"]] and found and found[2] == creds["signing_secret"]
+        )
         # and back, so the shared service (old key only) keeps working for the other tests
         back = SecretBox(["test-encryption-key-1", "test-encryption-key-2"])
         async with sessions.begin() as session:
