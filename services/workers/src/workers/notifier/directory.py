@@ -13,10 +13,11 @@ class DirectoryError(Exception):
 @dataclass(frozen=True, slots=True)
 class WebhookTarget:
     url: str | None
-    secret: str
+    # The current secret first; during a rotation's grace, the replaced one too.
+    secrets: tuple[str, ...]
 
-    def __repr__(self) -> str:  # never print the secret
-        return f"WebhookTarget(url={self.url!r}, secret=<redacted>)"
+    def __repr__(self) -> str:  # never print the secrets
+        return f"WebhookTarget(url={self.url!r}, secrets=<{len(self.secrets)} redacted>)"
 
 
 class MerchantDirectory:
@@ -40,7 +41,9 @@ class MerchantDirectory:
         if response.status_code != 200:
             raise DirectoryError(f"merchants service answered {response.status_code}")
         data = response.json()
-        target = WebhookTarget(url=data.get("webhook_url"), secret=data["webhook_secret"])
+        previous = data.get("previous_webhook_secret")
+        secrets = (data["webhook_secret"], *([previous] if previous else []))
+        target = WebhookTarget(url=data.get("webhook_url"), secrets=secrets)
         self._cache[merchant_id] = (time.monotonic() + self._cache_seconds, target)
         return target
 
