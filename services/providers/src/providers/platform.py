@@ -1,18 +1,13 @@
 """Internally signed calls to the payments and merchants services."""
 
 import logging
-import time
 from typing import Any
 
 import httpx
-from payplane_core.merchant_version import version_key
+from payplane_core.merchant_version import VersionedCache
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 log = logging.getLogger(__name__)
-
-
-_UNKNOWN: Any = object()  # the merchant's version could not be read: nothing cached is used
 
 
 class Unavailable(Exception):
@@ -61,38 +56,20 @@ class MerchantsClient:
     every change) is the one read before the fetch: a change applies to the next payment
     routed. Without Redis, every payment asks the merchants service."""
 
-    MAX_CACHED = 10_000
-
     def __init__(
         self, http: httpx.AsyncClient | None, redis: Redis | None = None, cache_seconds: float = 30
     ) -> None:
         self.http = http
-        self.redis = redis
-        self.cache_seconds = cache_seconds
-        self._cache: dict[str, tuple[bytes | None, float, list[str] | None]] = {}
+        self._cache: VersionedCache[list[str] | None] = VersionedCache(redis, seconds=cache_seconds)
 
     async def allowed_providers(self, merchant_id: str) -> list[str] | None:
         """None: no restriction (no merchants service configured, or an empty list)."""
         if self.http is None:
             return None
-        try:
-            version = await self.redis.get(version_key(merchant_id)) if self.redis else _UNKNOWN
-        except (RedisError, OSError):
-            version = _UNKNOWN
-        cached = self._cache.get(merchant_id)
-        if (
-            cached is not None
-            and version is not _UNKNOWN
-            and cached[0] == version
-            and cached[1] > time.monotonic()
-        ):
-            return cached[2]
-        allowed = await self._fetch(merchant_id)
-        if version is not _UNKNOWN and allowed != []:  # an unknown merchant may appear later
-            if len(self._cache) >= self.MAX_CACHED:
-                self._cache.clear()
-            self._cache[merchant_id] = (version, time.monotonic() + self.cache_seconds, allowed)
-        return allowed
+        # An unknown merchant ([]: allowed nowhere) is not kept: it may be created later.
+        return await self._cache.get(
+            merchant_id, lambda: self._fetch(merchant_id), keep=lambda allowed: allowed != []
+        )
 
     async def _fetch(self, merchant_id: str) -> list[str] | None:
         assert self.http is not None

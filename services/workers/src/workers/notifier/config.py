@@ -38,8 +38,11 @@ class NotifierSettings(EgressSettings, WorkerSettings):
     DELIVERY_LEASE_SECONDS: float = 30.0
     RETRY_POLL_INTERVAL_SECONDS: float = 1.0
     RETRY_BATCH_SIZE: int = 50
-    # Merchant webhook URL and secret are cached this long (a rotated secret applies after it).
+    # A merchant's webhook URL and secret are cached while its version in Redis is unchanged
+    # (the merchants service bumps it after every change), and for at most this long. Without
+    # REDIS_URL (or with Redis unreachable) every delivery asks the merchants service.
     MERCHANT_CACHE_SECONDS: float = 30.0
+    REDIS_URL: str | None = None
 
     @classmethod
     def secret_fields(cls) -> list[str]:
