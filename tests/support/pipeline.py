@@ -220,6 +220,7 @@ class Received:
     verified: bool
     status: int
     at: float  # time.time() when it arrived
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -273,7 +274,11 @@ class Receiver:
             status = 500
         else:
             status = 204
-        self.log.append(Received(webhook_id, merchant, body, verified, status, time.time()))
+        self.log.append(
+            Received(
+                webhook_id, merchant, body, verified, status, time.time(), dict(request.headers)
+            )
+        )
         return Response(status_code=status)
 
     # -- what the merchant saw ----------------------------------------------------------------

@@ -48,7 +48,7 @@ async def test_a_new_url_or_secret_is_used_at_once(merchants_url):
             f"/internal/v1/merchants/{merchant_id}/credentials/rotate", json={}
         )
         secret = rotated.json()["webhook_secret"]
-        assert (await directory.target(merchant_id)).secret == secret != first.secret
+        assert (await directory.target(merchant_id)).secrets[0] == secret != first.secrets[0]
         assert len(asked) == 3
     await directory.aclose()
     await redis.aclose()

@@ -16,10 +16,11 @@ class DirectoryError(Exception):
 @dataclass(frozen=True, slots=True)
 class WebhookTarget:
     url: str | None
-    secret: str
+    # The current secret first; during a rotation's grace, the replaced one too.
+    secrets: tuple[str, ...]
 
-    def __repr__(self) -> str:  # never print the secret
-        return f"WebhookTarget(url={self.url!r}, secret=<redacted>)"
+    def __repr__(self) -> str:  # never print the secrets
+        return f"WebhookTarget(url={self.url!r}, secrets=<{len(self.secrets)} redacted>)"
 
 
 class MerchantDirectory:
@@ -49,7 +50,9 @@ class MerchantDirectory:
         if response.status_code != 200:
             raise DirectoryError(f"merchants service answered {response.status_code}")
         data = response.json()
-        return WebhookTarget(url=data.get("webhook_url"), secret=data["webhook_secret"])
+        previous = data.get("previous_webhook_secret")
+        secrets = (data["webhook_secret"], *([previous] if previous else []))
+        return WebhookTarget(url=data.get("webhook_url"), secrets=secrets)
 
     async def aclose(self) -> None:
         await self._client.aclose()
