@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from payplane_core import merchant_version
 from payplane_core.apikeys import key_cache_key
 from payplane_core.crypto import SecretBox
 from payplane_core.ids import new_id
@@ -291,12 +292,14 @@ class Merchants:
             )
             out = merchant_out(merchant)
         await drop_cached_keys(self.redis, hashes)
+        await merchant_version.bump(self.redis, merchant_id)  # e.g. its allowed providers
         return out
 
     async def delete(self, *, merchant_id: str, actor: str) -> None:
         async with self.sessions.begin() as session:
             hashes = await delete_merchant(session, merchant_id=merchant_id, actor=actor)
         await drop_cached_keys(self.redis, hashes)
+        await merchant_version.bump(self.redis, merchant_id)
 
     async def rotate(
         self, *, merchant_id: str, grace_seconds: int | None, actor: str
@@ -310,6 +313,7 @@ class Merchants:
                 actor=actor,
             )
         await drop_cached_keys(self.redis, [k.key_hash for k in old_keys])  # their new expiry
+        await merchant_version.bump(self.redis, merchant_id)  # its new webhook secret
         return credentials
 
     async def rotate_key(
