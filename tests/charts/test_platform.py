@@ -48,7 +48,10 @@ def test_services_get_manifest_urls(profile):
 
 
 def test_ingress_files_are_in_step_with_the_builder():
-    for name, document in kubernetes.chart_files().items():
+    generated = kubernetes.chart_files() | {
+        f"traced/{name}": document for name, document in kubernetes.traced_chart_files().items()
+    }
+    for name, document in generated.items():
         committed = (CHARTS / "ingress" / "files" / name).read_text()
         assert committed == kubernetes.dumps(document), (
             f"charts/ingress/files/{name} is stale: "

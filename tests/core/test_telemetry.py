@@ -89,3 +89,52 @@ async def test_fastapi_server_spans_continue_the_callers_trace_and_skip_probes()
     [span] = exported.get_finished_spans()  # none for the probe, none per dependency
     assert span.name == "POST /things/{thing}"
     assert format(span.parent.span_id, "016x") == PARENT.split("-")[2]
+
+
+async def test_sampled_out_requests_skip_fastapis_span_yet_carry_their_trace(monkeypatch):
+    """The sampling is decided before FastAPI's telemetry (``_sampled_out``): a dropped request
+    skips it but keeps a trace id for its logs and passes the not-sampled flag on; a sampled
+    root is recorded under the very trace id it was decided on (so the rate is the sampler's)."""
+    import httpx
+    from fastapi import FastAPI
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+    from payplane_core.middleware import RequestContextMiddleware
+
+    exported = InMemorySpanExporter()
+    provider = TracerProvider(
+        sampler=ParentBased(TraceIdRatioBased(0.5)), id_generator=telemetry.decided_trace_ids()
+    )
+    provider.add_span_processor(SimpleSpanProcessor(exported))
+    monkeypatch.setattr(telemetry, "_provider", provider)
+    app = FastAPI(telemetry=telemetry.FASTAPI_TELEMETRY | {"tracer_provider": provider})
+    app.add_middleware(RequestContextMiddleware, service="svc", max_body_bytes=1024)
+
+    @app.post("/things")
+    async def things() -> dict:
+        recording = trace.get_current_span().is_recording()
+        ids, exemplar = telemetry.current_ids(), telemetry.exemplar()
+        return {"ids": ids, "recording": recording, "exemplar": exemplar, **telemetry.carrier()}
+
+    transport = httpx.ASGITransport(app=app)
+    sampled_out_parent = PARENT.removesuffix("01") + "00"
+    async with httpx.AsyncClient(transport=transport, base_url="http://svc.test") as client:
+        roots = [(await client.post("/things")).json() for _ in range(40)]
+        child = await client.post("/things", headers={"traceparent": sampled_out_parent})
+    recorded = [answer for answer in roots if answer["recording"]]
+    assert 0 < len(recorded) < len(roots)  # both ways taken (2 * 0.5**40 that they are not)
+    spans = exported.get_finished_spans()
+    assert sorted(format(s.context.trace_id, "032x") for s in spans) == sorted(
+        answer["ids"][0] for answer in recorded
+    )
+    child = child.json()
+    assert child["ids"][0] == PARENT.split("-")[1] and not child["recording"]
+    for answer in [*roots, child]:
+        trace_id, span_id = answer["ids"]
+        _, carried, carried_span, flags = answer["traceparent"].split("-")
+        assert (carried, carried_span) == (trace_id, span_id)  # what logs and the outbox get
+        assert bool(int(flags, 16) & 1) is answer["recording"]
+        # A latency exemplar only links to a trace that was recorded.
+        assert answer["exemplar"] == ({"trace_id": trace_id} if answer["recording"] else None)

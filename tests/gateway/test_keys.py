@@ -1,6 +1,5 @@
 """Key lifecycle as the gateway sees it: cache, revocation, rotation with grace, expiry."""
 
-import asyncio
 import json
 from datetime import timedelta
 
@@ -9,6 +8,7 @@ from payplane_core.apikeys import hash_key, key_cache_key
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from tests.support.pipeline import wait_until
 from tests.support.signing import ask_gateway, signed_request
 
 from .conftest import GATEWAY_BASE, gateway_app
@@ -52,8 +52,9 @@ async def test_revocation_takes_effect_at_once(gw, svc, creds):
     assert (await ask_gateway(gw, read(creds["api_key"]))).status_code == 200
 
 
-async def test_revocation_bounded_by_cache_ttl_even_if_the_drop_is_lost(svc, creds):
+async def test_revocation_bounded_by_cache_ttl_even_if_the_drop_is_lost(svc, creds, redis):
     """Revoked behind the cache's back (no invalidation): the TTL alone ends the key."""
+    cached = key_cache_key(hash_key(creds["read_key"]))
     async with gateway_app(svc, KEY_CACHE_TTL_SECONDS=1) as app:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url=GATEWAY_BASE) as gw:
@@ -66,7 +67,12 @@ async def test_revocation_bounded_by_cache_ttl_even_if_the_drop_is_lost(svc, cre
                 )
             await engine.dispose()
             assert (await ask_gateway(gw, read(creds["read_key"]))).status_code == 200  # cached
-            await asyncio.sleep(1.2)
+            assert 0 < await redis.pttl(cached) <= 1000  # the entry carries the 1 s TTL
+
+            async def expired() -> bool:
+                return not await redis.exists(cached)
+
+            await wait_until(expired, within=3, what="the cache entry expired by its TTL")
             response = await ask_gateway(gw, read(creds["read_key"]))
             assert response.status_code == 401 and response.json()["reason"] == "key-revoked"
 

@@ -1,13 +1,13 @@
 """Rate limit, quota and circuit breaker under real concurrency (a real uvicorn socket)."""
 
 import asyncio
-import time
 
 import httpx
 import pytest
 from payplane_core.usage import current_period, quota_counter_key
 
 from tests.support.live import serve
+from tests.support.pipeline import wait_until
 from tests.support.signing import ask_gateway, signed_request
 
 from .conftest import make_gateway
@@ -85,20 +85,19 @@ async def test_breaker_opens_fails_fast_and_closes_after_its_ttl(svc, live_gatew
         assert (await ask_gateway(client, post(creds))).status_code == 200  # below threshold
         assert await breaker.record_failure()  # the third opens it
 
-        timings = []
+        # Fails fast: the gateway answers from the breaker alone (how fast is `make bench`'s
+        # business, not a timed assertion here).
         for _ in range(20):
-            prepared = post(creds)
-            started = time.perf_counter()
-            response = await ask_gateway(client, prepared)
-            timings.append(time.perf_counter() - started)
+            response = await ask_gateway(client, post(creds))
             assert response.status_code == 503
             assert response.json()["reason"] == "circuit-open"
             assert response.headers["retry-after"] == "1"
-        assert max(timings) < 0.050, f"slowest open-circuit answer {max(timings) * 1000:.1f} ms"
         # reads are not on the payments write path: they still pass
         read = signed_request("GET", "/api/v1/payments", api_key=creds["read_key"])
         assert (await ask_gateway(client, read)).status_code == 200
 
-        await asyncio.sleep(1.05)
-        assert not await breaker.is_open()
+        async def closed() -> bool:
+            return not await breaker.is_open()
+
+        await wait_until(closed, within=3, what="the breaker closed by its TTL")
         assert (await ask_gateway(client, post(creds))).status_code == 200

@@ -142,6 +142,7 @@ async def test_webhook_endpoint_gives_the_secret_to_the_notifier_only(svc):
         "merchant_id": creds["merchant_id"],
         "webhook_url": "http://127.0.0.1:9/hook",
         "webhook_secret": creds["webhook_secret"],
+        "previous_webhook_secret": None,  # no rotation yet
     }
     # the official Standard Webhooks library accepts the secret as issued
     hook = Webhook(target["webhook_secret"])
@@ -233,8 +234,18 @@ async def test_rotate_credentials_returns_the_secret_shape(svc, client):
     keys = (await client.get(f"/internal/v1/merchants/{creds['merchant_id']}/keys")).json()
     active = {k["id"] for k in keys if k["active"]}
     assert active == {new["api_key_id"], new["read_key_id"]}  # grace 0: old ones ended
-    target = await client.get(f"/internal/v1/merchants/{creds['merchant_id']}/webhook")
-    assert target.json()["webhook_secret"] == new["webhook_secret"]  # the notifier signs with it
+    target = (await client.get(f"/internal/v1/merchants/{creds['merchant_id']}/webhook")).json()
+    assert target["webhook_secret"] == new["webhook_secret"]  # the notifier signs with it
+    assert target["previous_webhook_secret"] is None  # grace 0: the old secret ended too
+
+
+async def test_rotation_grace_keeps_the_old_webhook_secret_signing(svc, client):
+    creds = (await svc.create())["credentials"]
+    path = f"/internal/v1/merchants/{creds['merchant_id']}"
+    new = (await client.post(f"{path}/credentials/rotate", json={"grace_seconds": 600})).json()
+    target = (await client.get(f"{path}/webhook")).json()
+    assert target["webhook_secret"] == new["webhook_secret"]
+    assert target["previous_webhook_secret"] == creds["webhook_secret"]
 
 
 async def test_create_with_an_external_ref_makes_exactly_one_merchant(svc, client, db):
@@ -325,7 +336,9 @@ async def test_encryption_key_rotation_reencrypts_everything(svc, db_url):
             found = await service.resolve_key(
                 session, new_only, key_hash=hash_key(creds["api_key"])
             )
-        assert webhook == creds["webhook_secret"] and found and found[2] == creds["signing_secret"]
+        assert (
+            webhook == [creds["webhook_secret"]] and found and found[2] == creds["signing_secret"]
+        )
         # and back, so the shared service (old key only) keeps working for the other tests
         back = SecretBox(["test-encryption-key-1", "test-encryption-key-2"])
         async with sessions.begin() as session:

@@ -88,7 +88,8 @@ async def test_provider_is_registered_with_its_secret_refs_and_disabled_on_delet
 
 def callback(ingress: str, name: str, webhook_secret: str) -> httpx.Response:
     """A Standard Webhooks callback from provider ``name`` through Envoy."""
-    body = json.dumps({"type": "charge.succeeded", "data": {"payment_id": "pay_nope"}})
+    data = {"payment_id": "pay_nope", "amount": 1000, "currency": "EUR"}
+    body = json.dumps({"type": "charge.succeeded", "data": data})
     msg_id, now = f"msg_op_{time.time_ns()}", datetime.now(UTC)
     headers = {
         "content-type": "application/json",

@@ -1,5 +1,6 @@
 """State machine, timeline, outbox and transaction boundaries."""
 
+import asyncio
 from datetime import UTC, datetime
 
 import pytest
@@ -102,6 +103,26 @@ async def test_illegal_transitions_are_409_and_change_nothing(
     assert refused.status_code == 409
     assert refused.json()["type"].endswith("/illegal-transition")
     assert await count(db, "outbox_events", merchant_id) == before
+
+
+async def test_racing_outcomes_apply_exactly_one(client, internal, db, merchant_id):
+    """Outcomes racing for one payment: each is checked against the status it finally lands on
+    (compare-and-set), so exactly one final status, timeline row and event, the rest 409."""
+    payment = await new_payment(client)
+    await event(internal, payment["id"], status="processing", provider="sim-a")
+    racing = await asyncio.gather(
+        *(
+            event(internal, payment["id"], type=f"provider.{target}", status=target)
+            for target in ["succeeded", "failed"] * 5
+        )
+    )
+    applied = [r.json()["payment"]["status"] for r in racing if r.json().get("changed")]
+    assert len(applied) == 1, [r.status_code for r in racing]
+    assert all(r.status_code in (200, 409) for r in racing)
+    tracking = (await client.get(f"/api/v1/payments/{payment['id']}/tracking")).json()
+    assert tracking["status"] == applied[0]
+    assert [e["status"] for e in tracking["events"]] == ["pending", "processing", applied[0]]
+    assert await count(db, "outbox_events", merchant_id) == 3
 
 
 async def test_merchants_cannot_report_events(client):

@@ -7,6 +7,7 @@ import time
 from datetime import UTC, datetime
 
 import httpx
+from prometheus_client import REGISTRY
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 from standardwebhooks import Webhook
@@ -15,6 +16,14 @@ from tests.support.internal import GatewayAuth
 from tests.support.pipeline import wait_until
 
 from .conftest import OPEN_SECONDS, SIM_SECRETS, THRESHOLD
+
+
+def consumed(outcome: str) -> float:
+    """The in-process consumer's count of payment.pending messages with this outcome."""
+    value = REGISTRY.get_sample_value(
+        "payplane_provider_events_consumed_total", {"outcome": outcome}
+    )
+    return value or 0.0
 
 
 def steps(story: dict) -> list[tuple[str, str]]:
@@ -119,10 +128,15 @@ async def test_circuit_opens_after_threshold_then_closes_after_ttl(payments, sim
 
 
 async def test_redelivered_event_charges_once(payments, sims):
+    routed_before = consumed("routed")
     payment = await payments.create(1300)
     await asyncio.gather(*(payments.publish(payment) for _ in range(3)))
     story = await payments.wait_status(payment["id"], "succeeded")
-    await asyncio.sleep(0.5)  # leave time for the other deliveries to be handled
+
+    async def all_three_acked() -> bool:
+        return consumed("routed") >= routed_before + 3
+
+    await wait_until(all_three_acked, within=10, what="the three deliveries routed and acked")
     story = await payments.tracking(payment["id"])
     assert [t for t, _ in steps(story)].count("provider.accepted") == 1
     charge = await charge_of(sims["sim-a"], payment["id"])

@@ -220,6 +220,7 @@ class Received:
     verified: bool
     status: int
     at: float  # time.time() when it arrived
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -273,7 +274,11 @@ class Receiver:
             status = 500
         else:
             status = 204
-        self.log.append(Received(webhook_id, merchant, body, verified, status, time.time()))
+        self.log.append(
+            Received(
+                webhook_id, merchant, body, verified, status, time.time(), dict(request.headers)
+            )
+        )
         return Response(status_code=status)
 
     # -- what the merchant saw ----------------------------------------------------------------
@@ -411,6 +416,7 @@ def worker_env(outbox_url: str, notifier_url: str, merchants_url: str, names: di
         "RETRY_POLL_INTERVAL_SECONDS": "0.05",
         "DELIVERY_LEASE_SECONDS": "3",
         "WEBHOOK_TIMEOUT_SECONDS": "2",
+        "WEBHOOK_DEFER_SECONDS": "0.5",  # the wait for a slot + the attempt < the lease
         "WEBHOOK_RETRY_SCHEDULE_SECONDS": "0.3,0.6,1.2",
         "MERCHANT_CACHE_SECONDS": "30",
     }

@@ -10,6 +10,7 @@ import aio_pika
 import httpx
 from prometheus_client import REGISTRY
 from sqlalchemy import text
+from standardwebhooks import Webhook
 
 from tests.support.internal import GatewayAuth
 from tests.support.payments import client_for
@@ -79,6 +80,29 @@ async def test_payment_event_reaches_the_merchant_signed(
     async with empty_notifier.connect() as conn:
         trace = await conn.scalar(text("SELECT trace FROM deliveries"))
     assert trace["traceparent"].split("-")[1] == "0af7651916cd43dd8448eb211c80319c"
+
+
+async def test_during_a_rotations_grace_webhooks_verify_with_the_old_and_new_secret(
+    pipeline, payments_app, merchant, receiver, merchants_url
+):
+    merchant_id, name = merchant
+    old_secret = receiver.secrets[name]
+    async with httpx.AsyncClient(
+        base_url=merchants_url,
+        auth=GatewayAuth(audience="merchants", caller="cli", scopes=(), key_id=""),
+    ) as admin:
+        path = f"/internal/v1/merchants/{merchant_id}/credentials/rotate"
+        rotated = await admin.post(path, json={"grace_seconds": 600})
+    new_secret = rotated.json()["webhook_secret"]
+    await pipeline()
+    await create_payment(payments_app, merchant_id)
+
+    await wait_until(lambda: len(receiver.delivered_ids()) >= 1, within=15, what="delivery")
+    [hit] = receiver.log
+    assert hit.verified  # with the old secret, as the merchant has not switched yet
+    Webhook(new_secret).verify(hit.body, hit.headers)  # and with the new one
+    assert len(hit.headers["webhook-signature"].split(" ")) == 2
+    assert old_secret not in str(hit.headers) and new_secret not in str(hit.headers)
 
 
 async def test_retries_follow_the_schedule_with_the_same_webhook_id(

@@ -123,6 +123,28 @@ async def leased_unpublished(db) -> int:
     )
 
 
+async def settled_leases(db) -> int:
+    """Leased, unpublished rows once the frozen relay's last statement has finished.
+
+    SIGSTOP stops the client, not PostgreSQL: a "mark published" it sent just before the freeze
+    still commits. So count only when no other session of this database is running a statement,
+    twice in a row with the same answer.
+    """
+    busy = (
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+        " AND pid <> pg_backend_pid() AND state = 'active'"
+    )
+    last = None
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        held = await leased_unpublished(db)
+        if await scalar(db, busy) == 0 and held == last:
+            return held
+        last = held
+        await asyncio.sleep(0.05)
+    raise AssertionError("the frozen relay's session never went idle")
+
+
 async def freeze_holding_a_batch(relay: WorkerProcess, db) -> int:
     """Stop the relay (SIGSTOP) at a moment it holds claimed, unpublished rows; return how many.
 
@@ -133,7 +155,7 @@ async def freeze_holding_a_batch(relay: WorkerProcess, db) -> int:
     while time.monotonic() < deadline:
         if await _published_at_least(db, 100) and await leased_unpublished(db) > 0:
             relay.freeze()
-            held = await leased_unpublished(db)
+            held = await settled_leases(db)
             if held > 0:
                 return held
             relay.thaw()

@@ -7,6 +7,7 @@ so concurrent reconciles converge on the last state rather than on whichever wro
 """
 
 import asyncio
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
@@ -75,4 +76,5 @@ def routing_for(config: Settings, kube: Kube) -> Routing:
         base = files.read_model(config.ROUTING_DIR.parent)
         return Routing(base, DirectoryTarget(config.ROUTING_DIR))
     target = ConfigMapTarget(kube, config.ROUTING_NAMESPACE, config.ROUTING_CONFIGMAP)
-    return Routing(kubernetes.cluster_ingress(), target)
+    # The chart gives it the collector's OTLP endpoint, if any: Envoy's tracer stays on.
+    return Routing(kubernetes.cluster_ingress(os.environ), target)

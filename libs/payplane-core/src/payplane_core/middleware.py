@@ -12,7 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from payplane_core.context import accept_or_new_request_id, request_id_var
 from payplane_core.problems import PROBLEM_MEDIA_TYPE, problem_body
-from payplane_core.telemetry import exemplar
+from payplane_core.telemetry import attach_sampled_out, detach, exemplar
 
 access_log = logging.getLogger("payplane.access")
 
@@ -68,6 +68,14 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        # A sampled-out request (FastAPI's telemetry stood aside): its non-recording span.
+        trace_token = attach_sampled_out(scope)
+        try:
+            await self._serve(scope, receive, send)
+        finally:
+            detach(trace_token)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = dict(scope["headers"])
         request_id = accept_or_new_request_id(headers.get(b"x-request-id", b"").decode("latin-1"))
         token = request_id_var.set(request_id)

@@ -10,10 +10,13 @@ Trace context crosses the outbox row and RabbitMQ as W3C headers written and rea
 standard propagators (``OTEL_PROPAGATORS``, default tracecontext + baggage).
 """
 
+import functools
 import logging
 import os
 from collections.abc import Mapping
+from contextvars import ContextVar
 
+from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 
@@ -24,6 +27,30 @@ _ENDPOINTS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT
 EXCLUDED_PATHS = frozenset({"/health", "/ready", "/metrics"})
 
 _provider = None
+# A sampled-out request's context (its caller's, with a non-recording server span), for
+# RequestContextMiddleware to make current while FastAPI's own telemetry stands aside.
+SAMPLED_OUT = "payplane.sampled_out"
+# A root request's trace id, chosen before its sampling was decided (``_sampled_out``).
+_decided_trace_id: ContextVar[int | None] = ContextVar("payplane_decided_trace_id", default=None)
+
+
+def decided_trace_ids():
+    """The SDK's random ids, except that a root request's server span gets the trace id its
+    sampling was decided on, so the sampler, asked again for that span, decides the same."""
+    from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+
+    class DecidedTraceIds(RandomIdGenerator):
+        def generate_trace_id(self) -> int:
+            decided = _decided_trace_id.get()
+            if decided is None:
+                return self.new_trace_id()
+            _decided_trace_id.set(None)
+            return decided
+
+        def new_trace_id(self) -> int:
+            return super().generate_trace_id()
+
+    return DecidedTraceIds()
 
 
 def tracing_configured() -> bool:
@@ -49,7 +76,7 @@ def setup_tracing(service_name: str, exporter=None) -> bool:
         exporter = OTLPSpanExporter()
     # OTEL_SERVICE_NAME, when set, wins over this default (Resource.create applies it last).
     resource = Resource.create({SERVICE_NAME: service_name})
-    _provider = TracerProvider(resource=resource)
+    _provider = TracerProvider(resource=resource, id_generator=decided_trace_ids())
     _provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(_provider)
     _instrument_libraries()
@@ -80,6 +107,21 @@ def _queries_in_recorded_traces_only():
     return Instrumentor()
 
 
+def _redis_in_recorded_traces_only() -> None:
+    """Past the official redis instrumentation, outside a recording span, straight to redis's
+    own method: the instrumentation formats the command and starts a span before it asks
+    whether the span records (a sampled-out request's span never does)."""
+    import wrapt
+
+    def wrapper(instrumented, instance, args, kwargs):
+        if trace.get_current_span().is_recording():
+            return instrumented(*args, **kwargs)
+        return instrumented.__wrapped__(*args, **kwargs)
+
+    for name in ("Redis.execute_command", "Pipeline.execute", "Pipeline.immediate_execute_command"):
+        wrapt.wrap_function_wrapper("redis.asyncio.client", name, wrapper)
+
+
 def _instrument_libraries() -> None:
     from opentelemetry.instrumentation.aio_pika import AioPikaInstrumentor
     from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
@@ -93,10 +135,55 @@ def _instrument_libraries() -> None:
     ):
         if not instrumentor.is_instrumented_by_opentelemetry:
             instrumentor.instrument()
+            if isinstance(instrumentor, RedisInstrumentor):
+                _redis_in_recorded_traces_only()
 
 
 def _excluded(scope) -> bool:
-    return scope.get("path") in EXCLUDED_PATHS
+    return scope.get("path") in EXCLUDED_PATHS or _sampled_out(scope)
+
+
+def _sampled_out(scope) -> bool:
+    """Whether the SDK's sampler (``OTEL_TRACES_SAMPLER``) drops this request's trace, asked
+    before FastAPI builds a server span for it. A dropped request skips FastAPI's telemetry
+    (its attributes, extraction, span and context switches: most of the cost of tracing a
+    request that is not recorded) and gets the non-recording span the SDK makes for it, which
+    carries its trace id and not-sampled flag on (logs, outbox, calls). A root request's trace
+    id is chosen here and handed to its server span (``decided_trace_ids``), so a sampled one is
+    decided the same way again, at the configured rate."""
+    provider = _provider
+    if provider is None:
+        return False
+    carrier = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", ())}
+    parent = propagate.extract(carrier)
+    caller = trace.get_current_span(parent).get_span_context()
+    if caller.is_valid:
+        trace_id = caller.trace_id
+    else:
+        trace_id = provider.id_generator.new_trace_id()
+        _decided_trace_id.set(trace_id)  # for the span started below or by FastAPI
+    name, kind = scope.get("method", "HTTP"), trace.SpanKind.SERVER
+    if provider.sampler.should_sample(parent, trace_id, name, kind).decision.is_sampled():
+        return False
+    span = _sampling_tracer(provider).start_span(name, context=parent, kind=kind)
+    scope[SAMPLED_OUT] = trace.set_span_in_context(span, parent)
+    return True
+
+
+@functools.lru_cache(maxsize=1)
+def _sampling_tracer(provider) -> trace.Tracer:
+    return provider.get_tracer(__name__)
+
+
+def attach_sampled_out(scope) -> object | None:
+    """Make a sampled-out request's context current (a token for ``detach``), else None."""
+    context = scope.pop(SAMPLED_OUT, None)
+    return None if context is None else otel_context.attach(context)
+
+
+def detach(token: object | None) -> None:
+    if token is not None:
+        otel_context.detach(token)
 
 
 # Server spans from FastAPI's own OpenTelemetry support (``FastAPI(telemetry=...)``): on once
@@ -142,6 +229,9 @@ def tracer(name: str) -> trace.Tracer:
 
 
 def exemplar() -> dict[str, str] | None:
-    """The current trace id as a histogram exemplar (links a latency bucket to its trace)."""
-    trace_id, _ = current_ids()
-    return {"trace_id": trace_id} if trace_id else None
+    """The current trace id as a histogram exemplar (links a latency bucket to its trace), for
+    a recorded trace only: a sampled-out one's id would link to nothing."""
+    context = trace.get_current_span().get_span_context()
+    if not (context.is_valid and context.trace_flags.sampled):
+        return None
+    return {"trace_id": format(context.trace_id, "032x")}

@@ -6,27 +6,38 @@ only. Prometheus reads Envoy's statistics through a separate listener that expos
 ``/stats/prometheus`` of the admin interface, nothing else of it.
 
 ``python -m payplane_ingress.kubernetes charts/ingress/files`` writes them; ``tests/charts``
-proves the chart's copies are in step.
+proves the chart's copies are in step. With an OTLP endpoint (the standard ``OTEL_*``
+variables, ``global.otel.endpoint`` in the chart) Envoy starts each trace and exports it: the
+chart fills the collector into ``traced/{http,https}/`` twins of the listener and clusters,
+rendered here for a placeholder collector, and the operator renders the same from its own
+environment.
 """
 
 import json
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from payplane_core import platform
 
 from payplane_ingress import render
-from payplane_ingress.model import Ingress, Upstream, contract_routes
+from payplane_ingress.model import Ingress, Upstream, contract_routes, otlp_traces_url
 
 # Where the chart mounts the routing ConfigMap (the operator's watched directory).
 DYNAMIC_DIR = "/etc/envoy/dynamic"
 ROUTING_FILES = ("cds.json", "rds.json", "lds.json")
 METRICS_PORT = 9902
 ADMIN_CLUSTER = "envoy-admin"
+# The collector the chart's traced files are rendered for; its templates put the real one
+# (global.otel.endpoint) in place of this URL, host and port.
+PLACEHOLDER_OTLP_HOST = "otlp.placeholder.invalid:65535"
+# What the tracer changes: the listener (its tracer) and the clusters (the collector's).
+TRACED_FILES = ("cds.json", "lds.json")
 
 
-def cluster_ingress() -> Ingress:
+def cluster_ingress(env: Mapping[str, str] | None = None) -> Ingress:
+    """``env``: the standard OTLP variables, if Envoy is to trace (None or unset: no tracer)."""
     return Ingress(
         listen_host="0.0.0.0",  # noqa: S104 - the pod's listener; the Service fronts it
         admin_host=platform.LOCAL_HOST,
@@ -40,6 +51,7 @@ def cluster_ingress() -> Ingress:
             Upstream(name, name, platform.port(name)) for name in platform.public_upstreams()
         ),
         routes=contract_routes(),
+        otlp_traces_url=otlp_traces_url(env or {}),
     )
 
 
@@ -117,9 +129,24 @@ def dumps(document: Any) -> str:
     return json.dumps(document, indent=2, sort_keys=True) + "\n"
 
 
+def traced_chart_files() -> dict[str, Any]:
+    """``scheme/file`` → the listener and clusters with Envoy's tracer, for the placeholder
+    collector over plain HTTP and over TLS."""
+    traced = {}
+    for scheme in ("http", "https"):
+        endpoint = f"{scheme}://{PLACEHOLDER_OTLP_HOST}"
+        files = chart_files(cluster_ingress({"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint}))
+        traced |= {f"{scheme}/{name}": files[name] for name in TRACED_FILES}
+    return traced
+
+
 def main(folder: str) -> None:
     for name, document in chart_files().items():
         (Path(folder) / name).write_text(dumps(document))
+    for name, document in traced_chart_files().items():
+        path = Path(folder) / "traced" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(dumps(document))
 
 
 if __name__ == "__main__":

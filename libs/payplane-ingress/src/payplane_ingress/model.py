@@ -86,6 +86,17 @@ class Ingress:
     extra: dict = field(default_factory=dict)
 
 
+def otlp_traces_url(env: Mapping[str, str]) -> str | None:
+    """Envoy's exporter from the same standard variables as the services (OTLP/HTTP)."""
+    if env.get("OTEL_SDK_DISABLED", "").lower() == "true":
+        return None
+    if url := env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+        return url
+    if base := env.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        return base.rstrip("/") + "/v1/traces"
+    return None
+
+
 # Provider callbacks are not merchant traffic: they come from a few addresses at the provider's
 # own pace, so their route has its own limit instead of the per-IP one. Each provider named in
 # ``providers`` (from its Provider resource's ``spec.webhookRateLimit``, else this default) gets

@@ -59,6 +59,10 @@ class Merchant(Base):
     allowed_providers: Mapped[list[str]] = mapped_column(ARRAY(String(63)))
     status: Mapped[str] = mapped_column(String(16))
     webhook_secret_enc: Mapped[str] = mapped_column(Text)
+    # After a rotation, webhooks carry a signature with the replaced secret too until this
+    # moment (Standard Webhooks allows several), so the merchant can switch at its own pace.
+    previous_webhook_secret_enc: Mapped[str | None] = mapped_column(Text)
+    previous_webhook_secret_until: Mapped[datetime | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 

@@ -93,6 +93,8 @@ class WebhookTarget(BaseModel):
     merchant_id: str
     webhook_url: str | None
     webhook_secret: str
+    # The secret the last rotation replaced, while its grace lasts: sign with both.
+    previous_webhook_secret: str | None = None
 
 
 class KeyOut(BaseModel):

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from payplane_core import merchant_version
 from payplane_core.apikeys import key_cache_key
 from payplane_core.crypto import SecretBox
 from payplane_core.ids import new_id
@@ -183,9 +184,16 @@ async def delete_merchant(session: AsyncSession, *, merchant_id: str, actor: str
 
 async def webhook_target(
     session: AsyncSession, box: SecretBox, *, merchant_id: str
-) -> tuple[Merchant, str]:
+) -> tuple[Merchant, list[str]]:
+    """The merchant and the secrets its webhooks are signed with: the current one, then the
+    one a rotation replaced while its grace lasts."""
     merchant = await get_merchant(session, merchant_id=merchant_id)
-    return merchant, box.decrypt(merchant.webhook_secret_enc, context=webhook_context(merchant.id))
+    context = webhook_context(merchant.id)
+    secrets = [box.decrypt(merchant.webhook_secret_enc, context=context)]
+    until = merchant.previous_webhook_secret_until
+    if merchant.previous_webhook_secret_enc is not None and until is not None and until > now():
+        secrets.append(box.decrypt(merchant.previous_webhook_secret_enc, context=context))
+    return merchant, secrets
 
 
 async def rotate_credentials(
@@ -193,12 +201,15 @@ async def rotate_credentials(
 ) -> tuple[Credentials, list[ApiKey]]:
     """Rotate the current API key and read key together, and the webhook secret.
 
-    Old keys keep working for ``grace``; webhooks are signed with the new secret from now on.
+    Old keys keep working for ``grace``; webhooks are signed with the new secret from now on,
+    and with the old one as well until ``grace`` ends.
     """
     merchant = await get_merchant(session, merchant_id=merchant_id, for_update=True)
     webhook_secret = keygen.new_webhook_secret()
-    merchant.webhook_secret_enc = box.encrypt(webhook_secret, context=webhook_context(merchant.id))
     merchant.updated_at = at = now()
+    merchant.previous_webhook_secret_enc = merchant.webhook_secret_enc
+    merchant.previous_webhook_secret_until = at + grace
+    merchant.webhook_secret_enc = box.encrypt(webhook_secret, context=webhook_context(merchant.id))
     audit(session, merchant_id=merchant.id, type_="webhook_secret.rotated", actor=actor, detail={})
     current = {
         key.kind: key
@@ -228,11 +239,12 @@ async def reencrypt_secrets(session: AsyncSession, box: SecretBox) -> int:
     """After prepending a new ENCRYPTION_KEYS entry: re-encrypt what the old keys sealed."""
     count = 0
     for merchant in await session.scalars(select(Merchant).with_for_update()):
-        if box.needs_rotation(merchant.webhook_secret_enc):
-            merchant.webhook_secret_enc = box.reencrypt(
-                merchant.webhook_secret_enc, context=webhook_context(merchant.id)
-            )
-            count += 1
+        context = webhook_context(merchant.id)
+        for column in ("webhook_secret_enc", "previous_webhook_secret_enc"):
+            sealed = getattr(merchant, column)
+            if sealed is not None and box.needs_rotation(sealed):
+                setattr(merchant, column, box.reencrypt(sealed, context=context))
+                count += 1
     keys = await session.scalars(
         select(ApiKey).where(ApiKey.signing_secret_enc.is_not(None)).with_for_update()
     )
@@ -280,12 +292,14 @@ class Merchants:
             )
             out = merchant_out(merchant)
         await drop_cached_keys(self.redis, hashes)
+        await merchant_version.bump(self.redis, merchant_id)  # e.g. its allowed providers
         return out
 
     async def delete(self, *, merchant_id: str, actor: str) -> None:
         async with self.sessions.begin() as session:
             hashes = await delete_merchant(session, merchant_id=merchant_id, actor=actor)
         await drop_cached_keys(self.redis, hashes)
+        await merchant_version.bump(self.redis, merchant_id)
 
     async def rotate(
         self, *, merchant_id: str, grace_seconds: int | None, actor: str
@@ -299,6 +313,7 @@ class Merchants:
                 actor=actor,
             )
         await drop_cached_keys(self.redis, [k.key_hash for k in old_keys])  # their new expiry
+        await merchant_version.bump(self.redis, merchant_id)  # its new webhook secret
         return credentials
 
     async def rotate_key(

@@ -1,10 +1,9 @@
-"""Writes the event row for a payment change, inside the caller's transaction."""
+"""The outbox event announcing a payment change (written by the statement making it)."""
 
 from datetime import datetime
 
 from payplane_core.events import PaymentEvent
 from payplane_core.ids import new_id
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from payments.models import OutboxEvent, Payment
 from payments.views import payment_json
@@ -27,12 +26,3 @@ def event_for(payment: Payment, *, at: datetime, headers: dict[str, str]) -> Out
         next_retry_at=at,
         created_at=at,
     )
-
-
-def enqueue(
-    session: AsyncSession, *, payment: Payment, at: datetime, headers: dict[str, str]
-) -> OutboxEvent:
-    """Add the event to the caller's transaction."""
-    event = event_for(payment, at=at, headers=headers)
-    session.add(event)
-    return event

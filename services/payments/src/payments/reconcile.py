@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 from payplane_core.clock import Clock, utc_now
+from payplane_core.db import autocommit
 from prometheus_client import Counter
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
@@ -253,9 +254,9 @@ class Reconciler:
 
     async def _record(self, payment_id: str, step: Step) -> Step:
         try:
-            async with self.sessions.begin() as session:
+            async with autocommit(self.engine) as conn:
                 await service.record_event(
-                    session, payment_id=payment_id, event=step.event, headers={}, at=self.clock()
+                    conn, payment_id=payment_id, event=step.event, headers={}, at=self.clock()
                 )
         except IllegalTransition as exc:  # a callback finished it meanwhile, differently
             log.warning("reconciliation outcome refused", extra={"payment_id": payment_id})

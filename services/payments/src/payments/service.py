@@ -8,7 +8,7 @@ from typing import Any
 from payplane_core.ids import new_id
 from payplane_core.pagination import newest_first
 from payplane_core.usage import current_period
-from sqlalchemy import select, text
+from sqlalchemy import bindparam, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from payments import outbox
@@ -45,27 +45,6 @@ def check_reporter(payment: Payment, event: EventIn) -> None:
             f"The reported charge ({event.amount} {event.currency}) is not the payment's"
             f" ({payment.amount} {payment.currency}); not applied."
         )
-
-
-def _timeline(
-    session: AsyncSession,
-    *,
-    payment: Payment,
-    type_: str,
-    source: str,
-    detail: dict[str, Any],
-    at: datetime,
-) -> None:
-    session.add(
-        PaymentEvent(
-            payment_id=payment.id,
-            type=type_,
-            status=payment.status,
-            source=source,
-            detail=detail,
-            at=at,
-        )
-    )
 
 
 def new_payment(*, merchant_id: str, data: PaymentCreate, at: datetime) -> Payment:
@@ -187,35 +166,107 @@ async def timeline(session: AsyncSession, *, payment_id: str) -> list[PaymentEve
     return list(await session.scalars(query))
 
 
+_PAYMENTS = Payment.__table__
+_READ = select(_PAYMENTS).where(_PAYMENTS.c.id == bindparam("id"))  # Core: rows, not objects
+
+# The change, its timeline row and (for a status change) its outbox event in ONE statement:
+# atomic on its own, one round trip. It applies only if the payment still has the status and
+# provider the checks were made against (compare-and-set, instead of holding a row lock across
+# round trips); otherwise nothing is written and the caller reads again and re-checks.
+_CHANGE = """
+WITH changed AS (
+    UPDATE payments SET status = :status, provider = :provider, updated_at = :at
+    WHERE id = :id AND status = :was_status AND provider IS NOT DISTINCT FROM :was_provider
+    RETURNING id
+), timeline AS (
+    INSERT INTO payment_events (payment_id, type, status, source, detail, at)
+    SELECT id, :type, :status, :source, CAST(:detail AS jsonb), :at FROM changed
+)%s
+SELECT count(*) FROM changed
+"""
+_ANNOUNCE = """, event AS (
+    INSERT INTO outbox_events (id, payment_id, merchant_id, event_type, routing_key, payload,
+                               headers, state, attempts, next_retry_at, created_at)
+    SELECT :event_id, id, :merchant_id, :event_type, :event_type, CAST(:payload AS jsonb),
+           CAST(:headers AS jsonb), 'pending', 0, :at, :at
+    FROM changed
+)"""
+_CHANGES = {announce: text(_CHANGE % (_ANNOUNCE if announce else "")) for announce in (0, 1)}
+MAX_CONTENDED_TRIES = 10  # each lost race means another change landed: a few at most
+
+
+async def _read(conn: AsyncConnection | AsyncSession, payment_id: str) -> Payment:
+    row = (await conn.execute(_READ, {"id": payment_id})).first()
+    if row is None:
+        raise PaymentNotFound(payment_id)
+    values = dict(row._mapping)
+    values["metadata_"] = values.pop("metadata")
+    return Payment(**values)  # detached: no session, no unit of work
+
+
 async def record_event(
-    session: AsyncSession,
+    conn: AsyncConnection | AsyncSession,
     *,
     payment_id: str,
     event: EventIn,
     headers: dict[str, str],
     at: datetime,
 ) -> tuple[Payment, bool]:
-    """Record a step; with ``event.status`` also move the state machine (row-locked).
+    """Record a step; with ``event.status`` also move the state machine.
 
     Reporting the status the payment already has is a no-op, so a redelivered provider
-    outcome changes nothing. Returns the payment and whether anything was written.
+    outcome changes nothing. Returns the payment and whether anything was written. Runs in
+    the caller's transaction if there is one; in autocommit the write is its own transaction.
     """
-    payment = await get_payment(session, payment_id=payment_id, merchant_id=None, for_update=True)
-    check_reporter(payment, event)
-    if event.status is not None and event.status == payment.status:
-        return payment, False
-    if event.status is not None:
-        check_transition(Status(payment.status), event.status)
-        payment.status = event.status
-    if event.provider is not None and event.status is Status.PROCESSING:
-        payment.provider = event.provider  # the only way a provider comes to hold a payment
-    payment.updated_at = at
-    _timeline(
-        session, payment=payment, type_=event.type, source=event.source, detail=event.detail, at=at
-    )
-    if event.status is not None:
-        outbox.enqueue(session, payment=payment, at=at, headers=headers)
-    return payment, True
+    for _ in range(MAX_CONTENDED_TRIES):
+        payment = await _read(conn, payment_id)
+        was = (payment.status, payment.provider)
+        check_reporter(payment, event)
+        if event.status is not None and event.status == payment.status:
+            return payment, False
+        if event.status is not None:
+            check_transition(Status(payment.status), event.status)
+            payment.status = event.status
+        if event.provider is not None and event.status is Status.PROCESSING:
+            payment.provider = event.provider  # the only way a provider comes to hold a payment
+        payment.updated_at = at
+        if await _write_change(conn, payment, event=event, was=was, headers=headers, at=at):
+            return payment, True
+    raise RuntimeError(f"payment {payment_id} kept changing under {MAX_CONTENDED_TRIES} tries")
+
+
+async def _write_change(
+    conn: AsyncConnection | AsyncSession,
+    payment: Payment,
+    *,
+    event: EventIn,
+    was: tuple[str, str | None],
+    headers: dict[str, str],
+    at: datetime,
+) -> bool:
+    """True if written; False if the payment changed since it was read (nothing written)."""
+    params: dict[str, Any] = {
+        "id": payment.id,
+        "status": payment.status,
+        "provider": payment.provider,
+        "was_status": was[0],
+        "was_provider": was[1],
+        "at": at,
+        "type": event.type,
+        "source": event.source,
+        "detail": json.dumps(event.detail),
+    }
+    announce = event.status is not None
+    if announce:
+        announced = outbox.event_for(payment, at=at, headers=headers)
+        params |= {
+            "event_id": announced.id,
+            "merchant_id": payment.merchant_id,
+            "event_type": announced.event_type,
+            "payload": json.dumps(announced.payload),
+            "headers": json.dumps(announced.headers),
+        }
+    return bool(await conn.scalar(_CHANGES[announce], params))
 
 
 __all__ = [

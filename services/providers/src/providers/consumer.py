@@ -21,6 +21,7 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from payplane_core import messaging, telemetry
 from payplane_core.context import accept_or_new_request_id, request_id_var
 from payplane_core.events import InvalidEvent, PaymentEvent
+from prometheus_client import Counter
 
 from providers.core.config import Settings
 from providers.flow import FlowDeps, RetryLater, route_payment
@@ -28,6 +29,11 @@ from providers.platform import Unavailable
 
 log = logging.getLogger(__name__)
 _tracer = telemetry.tracer(__name__)
+CONSUMED = Counter(
+    "payplane_provider_events_consumed_total",
+    "payment.pending messages consumed, by what became of them",
+    ["outcome"],  # routed, ignored, dead_lettered, postponed, requeued
+)
 
 
 def topology(settings: Settings) -> messaging.Topology:
@@ -68,9 +74,11 @@ async def handle(
                 extra={"message_id": message.message_id, "error": str(exc)},
             )
             await message.reject(requeue=False)
+            CONSUMED.labels("dead_lettered").inc()
             return
         if event.type != "payment.pending":
             await message.ack()
+            CONSUMED.labels("ignored").inc()
             return
         payment = event.data.model_dump(mode="json")
         try:
@@ -84,13 +92,16 @@ async def handle(
             )
             await asyncio.sleep(retry_delay)
             await postpone(message)
+            CONSUMED.labels("postponed").inc()
             return
         except Exception:
             log.exception("payment routing failed", extra={"payment_id": payment["id"]})
             await asyncio.sleep(retry_delay)
             await message.nack(requeue=True)  # counted: dead-lettered after the delivery limit
+            CONSUMED.labels("requeued").inc()
             return
         await message.ack()
+        CONSUMED.labels("routed").inc()
     finally:
         request_id_var.reset(token)
 

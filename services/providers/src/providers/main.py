@@ -56,7 +56,7 @@ async def _flow_deps(settings: Settings) -> AsyncIterator[FlowDeps]:
             redis=redis,
             http=to_providers,
             payments=PaymentsClient(payments_http),
-            merchants=MerchantsClient(merchants_http),
+            merchants=MerchantsClient(merchants_http, redis),
             box=SecretBox(settings.ENCRYPTION_KEYS),
             breaker_prefix=settings.BREAKER_PREFIX,
             breaker_window_seconds=settings.BREAKER_WINDOW_SECONDS,

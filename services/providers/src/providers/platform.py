@@ -4,12 +4,18 @@ import logging
 from typing import Any
 
 import httpx
+from payplane_core.merchant_version import VersionedCache
+from redis.asyncio import Redis
 
 log = logging.getLogger(__name__)
 
 
 class Unavailable(Exception):
     """A platform service could not be reached or answered 5xx: try again later."""
+
+
+class PaymentUnknown(Exception):
+    """payments has no such payment (404): nothing to report it to, retrying cannot help."""
 
 
 class PaymentsClient:
@@ -44,18 +50,35 @@ class PaymentsClient:
             return False
         if response.status_code >= 500 or response.status_code in (401, 429):
             raise Unavailable(f"payments answered {response.status_code}")
+        if response.status_code == 404:
+            raise PaymentUnknown(f"payments has no payment {payment_id}")
         response.raise_for_status()
         return True
 
 
 class MerchantsClient:
-    def __init__(self, http: httpx.AsyncClient | None) -> None:
+    """A merchant's allowed providers, cached per merchant and used only while the merchant's
+    version in Redis (``payplane_core.merchant_version``, bumped by the merchants service after
+    every change) is the one read before the fetch: a change applies to the next payment
+    routed. Without Redis, every payment asks the merchants service."""
+
+    def __init__(
+        self, http: httpx.AsyncClient | None, redis: Redis | None = None, cache_seconds: float = 30
+    ) -> None:
         self.http = http
+        self._cache: VersionedCache[list[str] | None] = VersionedCache(redis, seconds=cache_seconds)
 
     async def allowed_providers(self, merchant_id: str) -> list[str] | None:
         """None: no restriction (no merchants service configured, or an empty list)."""
         if self.http is None:
             return None
+        # An unknown merchant ([]: allowed nowhere) is not kept: it may be created later.
+        return await self._cache.get(
+            merchant_id, lambda: self._fetch(merchant_id), keep=lambda allowed: allowed != []
+        )
+
+    async def _fetch(self, merchant_id: str) -> list[str] | None:
+        assert self.http is not None
         try:
             response = await self.http.get(f"/internal/v1/merchants/{merchant_id}")
         except httpx.HTTPError as exc:

@@ -12,12 +12,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+from payplane_core.db import autocommit
 from payplane_core.ids import new_id
 from payplane_core.text import storable
 from prometheus_client import Counter
-from sqlalchemy import select, text
+from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from webhooks import verify as verification
 from webhooks.models import WebhookLog
@@ -97,9 +98,35 @@ def _row(
     )
 
 
+# Each write is one statement, run in autocommit (no BEGIN/COMMIT round trips) and built once
+# (no per-request statement building): atomic on its own, as the transaction around it was.
+_INSERT = insert(WebhookLog)
+_INSERT_ACCEPTED = _INSERT.on_conflict_do_nothing(
+    index_elements=["provider", "webhook_id"], index_where=text("verdict = 'accepted'")
+).returning(WebhookLog.id)
+_UPDATE = update(WebhookLog).where(WebhookLog.id == bindparam("log_id"))
+_MARK = _UPDATE.values(handoff=bindparam("new_handoff"), handoff_detail=bindparam("new_detail"))
+_REFUSE = _UPDATE.values(
+    verdict="rejected",
+    reason=bindparam("new_reason"),
+    handoff="none",
+    handoff_detail=bindparam("new_detail"),
+)
+
+
+def _engine(sessions: async_sessionmaker) -> AsyncEngine:
+    return sessions.kw["bind"]
+
+
+async def _write(sessions: async_sessionmaker, statement, params: dict) -> Any:
+    """The statement's one value if it returns rows (RETURNING), else None."""
+    async with autocommit(_engine(sessions)) as conn:
+        result = await conn.execute(statement, params)
+        return result.scalar() if result.returns_rows else None
+
+
 async def _insert(sessions: async_sessionmaker, values: dict) -> None:
-    async with sessions.begin() as session:
-        await session.execute(insert(WebhookLog).values(**values))
+    await _write(sessions, _INSERT, values)
 
 
 async def receive(
@@ -122,15 +149,7 @@ async def receive(
     values = _row(
         headers=headers, raw=raw, request_id=request_id, verdict="accepted", verified=verified
     )
-    async with sessions.begin() as session:
-        inserted = await session.scalar(
-            insert(WebhookLog)
-            .values(**values)
-            .on_conflict_do_nothing(
-                index_elements=["provider", "webhook_id"], index_where=text("verdict = 'accepted'")
-            )
-            .returning(WebhookLog.id)
-        )
+    inserted = await _write(sessions, _INSERT_ACCEPTED, values)
     if inserted is not None:
         RECEIVED.labels("accepted", "").inc()
         return await _hand_off(sessions, payments, inserted, verified)
@@ -232,10 +251,8 @@ async def _refuse(sessions: async_sessionmaker, log_id: str, reason: str, detail
     """A verified callback payments will not apply (another provider holds the payment, or the
     charge is not the payment's): its row turns into a rejection with that reason, so every
     such delivery stays on record, and the provider gets a problem saying why."""
-    async with sessions.begin() as session:
-        row = await session.get(WebhookLog, log_id, with_for_update=True)
-        row.verdict, row.reason = "rejected", reason
-        row.handoff, row.handoff_detail = "none", storable(detail, 1000)
+    params = {"log_id": log_id, "new_reason": reason, "new_detail": storable(detail, 1000)}
+    await _write(sessions, _REFUSE, params)
     RECEIVED.labels("rejected", reason).inc()
     log.error("provider callback refused", extra={"log_id": log_id, "reason": reason})
     return Answer(409, {"log_id": log_id, "detail": detail}, reason=reason)
@@ -253,10 +270,8 @@ def _retry_later(log_id: str, detail: str) -> Answer:
 async def _mark(
     sessions: async_sessionmaker, log_id: str, handoff: str, detail: str | None
 ) -> None:
-    async with sessions.begin() as session:
-        row = await session.get(WebhookLog, log_id, with_for_update=True)
-        row.handoff = handoff
-        row.handoff_detail = detail
+    params = {"log_id": log_id, "new_handoff": handoff, "new_detail": detail}
+    await _write(sessions, _MARK, params)
 
 
 def _json(response: httpx.Response) -> dict:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from payplane_core import platform
 from payplane_ingress.files import envoy_binary, write_all
-from payplane_ingress.model import Ingress, Tls, Upstream, contract_routes
+from payplane_ingress.model import Ingress, Tls, Upstream, contract_routes, otlp_traces_url
 from payplane_ingress.tls import ensure_self_signed
 
 from payplane_cli.providers import SIMULATORS
@@ -41,17 +41,6 @@ def ingress_for(stack) -> Ingress:
         ip_burst=stack.ingress_ip_burst,
         otlp_traces_url=otlp_traces_url(stack.common_env()),
     )
-
-
-def otlp_traces_url(env: dict[str, str]) -> str | None:
-    """Envoy's exporter from the same standard variables as the services (OTLP/HTTP)."""
-    if env.get("OTEL_SDK_DISABLED", "").lower() == "true":
-        return None
-    if url := env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
-        return url
-    if base := env.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
-        return base.rstrip("/") + "/v1/traces"
-    return None
 
 
 def prepare(stack) -> None:

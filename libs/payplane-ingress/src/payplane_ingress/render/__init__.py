@@ -10,13 +10,14 @@
 """
 
 from payplane_ingress.render.bootstrap import DYNAMIC_DIR_PLACEHOLDER, bootstrap, static_bootstrap
-from payplane_ingress.render.clusters import cluster, clusters
+from payplane_ingress.render.clusters import OTLP_CLUSTER, cluster, clusters
 from payplane_ingress.render.common import T
 from payplane_ingress.render.listener import listener, listeners
 from payplane_ingress.render.routes import route_configuration, routes
 
 __all__ = [
     "DYNAMIC_DIR_PLACEHOLDER",
+    "OTLP_CLUSTER",
     "T",
     "bootstrap",
     "cluster",

@@ -86,7 +86,10 @@ def _otlp_cluster(url: str) -> dict[str, Any]:
     if parts.scheme == "https":
         otlp["transport_socket"] = {
             "name": "envoy.transport_sockets.tls",
-            "typed_config": {"@type": T + "extensions.transport_sockets.tls.v3.UpstreamTlsContext"},
+            "typed_config": {
+                "@type": T + "extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+                "sni": parts.hostname,  # a collector behind a shared TLS front needs the name
+            },
         }
     return otlp
 

@@ -25,8 +25,10 @@ class NotifierSettings(EgressSettings, WorkerSettings):
     WEBHOOK_TIMEOUT_SECONDS: float = 10.0
     # Only this much of a merchant's answer is read (its status is what counts).
     WEBHOOK_MAX_RESPONSE_BYTES: int = 4096
-    # Attempts in flight at once to one merchant, and in all; beyond, a delivery waits in the
-    # database (WEBHOOK_DEFER_SECONDS) so a slow merchant cannot hold up the others.
+    # Attempts in flight at once to one merchant; a delivery waits up to WEBHOOK_DEFER_SECONDS
+    # in memory for one of its merchant's slots, then in the database (due again after as
+    # long), so a slow merchant cannot hold up the others. Deliveries held at once (waiting or
+    # being sent): WEBHOOK_MAX_IN_FLIGHT, beyond which they wait in the database at once.
     WEBHOOK_MAX_CONCURRENCY_PER_MERCHANT: int = 4
     WEBHOOK_MAX_IN_FLIGHT: int = 200
     WEBHOOK_DEFER_SECONDS: float = 2.0
@@ -36,8 +38,11 @@ class NotifierSettings(EgressSettings, WorkerSettings):
     DELIVERY_LEASE_SECONDS: float = 30.0
     RETRY_POLL_INTERVAL_SECONDS: float = 1.0
     RETRY_BATCH_SIZE: int = 50
-    # Merchant webhook URL and secret are cached this long (a rotated secret applies after it).
+    # A merchant's webhook URL and secret are cached while its version in Redis is unchanged
+    # (the merchants service bumps it after every change), and for at most this long. Without
+    # REDIS_URL (or with Redis unreachable) every delivery asks the merchants service.
     MERCHANT_CACHE_SECONDS: float = 30.0
+    REDIS_URL: str | None = None
 
     @classmethod
     def secret_fields(cls) -> list[str]:
@@ -45,6 +50,9 @@ class NotifierSettings(EgressSettings, WorkerSettings):
 
     @model_validator(mode="after")
     def _attempt_ends_within_its_lease(self) -> "NotifierSettings":
-        if self.WEBHOOK_TIMEOUT_SECONDS >= self.DELIVERY_LEASE_SECONDS:
-            raise ValueError("WEBHOOK_TIMEOUT_SECONDS must be shorter than DELIVERY_LEASE_SECONDS")
+        if self.WEBHOOK_DEFER_SECONDS + self.WEBHOOK_TIMEOUT_SECONDS >= self.DELIVERY_LEASE_SECONDS:
+            raise ValueError(
+                "WEBHOOK_DEFER_SECONDS + WEBHOOK_TIMEOUT_SECONDS (the wait for a slot, then the"
+                " attempt) must be shorter than DELIVERY_LEASE_SECONDS"
+            )
         return self

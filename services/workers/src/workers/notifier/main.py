@@ -9,6 +9,7 @@ import httpx
 from fastapi import FastAPI
 from payplane_core.app import create_service_app
 from payplane_core.db import create_engine, ping, session_factory
+from redis.asyncio import Redis
 
 from workers.notifier import metrics
 from workers.notifier.api import routes
@@ -25,9 +26,15 @@ def create_app(settings: NotifierSettings | None = None, *, run_pipeline: bool =
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings.DATABASE_URL, **settings.db_pool())
+        redis = (
+            Redis.from_url(settings.REDIS_URL, socket_timeout=1.0, socket_connect_timeout=1.0)
+            if settings.REDIS_URL
+            else None
+        )
         directory = MerchantDirectory(
             base_url=settings.MERCHANTS_URL,
             auth=settings.internal_signer("merchants"),
+            redis=redis,
             cache_seconds=settings.MERCHANT_CACHE_SECONDS,
         )
         # Webhooks go to merchants' servers: no redirects followed, no environment proxies.
@@ -56,6 +63,8 @@ def create_app(settings: NotifierSettings | None = None, *, run_pipeline: bool =
                 await task
         await client.aclose()
         await directory.aclose()
+        if redis is not None:
+            await redis.aclose()
         await engine.dispose()
 
     async def database(app: FastAPI) -> None:

@@ -26,14 +26,18 @@ class Limits:
     allowlist: list[egress.Network]
 
 
-def signed_headers(*, secret: str, webhook_id: str, body: str, at: datetime) -> dict[str, str]:
-    """``webhook-id`` stays the event id on every attempt; the timestamp is the attempt's."""
+def signed_headers(
+    *, secrets: tuple[str, ...], webhook_id: str, body: str, at: datetime
+) -> dict[str, str]:
+    """``webhook-id`` stays the event id on every attempt; the timestamp is the attempt's.
+    One signature per secret, space-separated as Standard Webhooks allows, so a merchant
+    verifies with either secret while a rotation's grace lasts."""
     return {
         "content-type": "application/json",
         "user-agent": USER_AGENT,
         "webhook-id": webhook_id,
         "webhook-timestamp": str(int(at.timestamp())),
-        "webhook-signature": Webhook(secret).sign(webhook_id, at, body),
+        "webhook-signature": " ".join(Webhook(s).sign(webhook_id, at, body) for s in secrets),
     }
 
 
@@ -63,7 +67,7 @@ async def attempt(
         # Checked now (DNS may have changed since the URL was set) and connected to as checked.
         async with asyncio.timeout(limits.deadline_seconds):
             pinned = await egress.check_url(target.url, limits.allowlist, must_resolve=True)
-            status = await _post(client, pinned, body, webhook_id, target.secret, limits)
+            status = await _post(client, pinned, body, webhook_id, target.secrets, limits)
     except egress.UnsafeUrl as exc:
         return outcome(target.url, None, f"refused: {exc}")
     except TimeoutError:
@@ -79,12 +83,14 @@ async def _post(
     pinned: egress.Pinned,
     body: str,
     webhook_id: str,
-    secret: str,
+    secrets: tuple[str, ...],
     limits: Limits,
 ) -> int:
     """POST to the checked address (Host and TLS name stay the URL's); read at most
     ``limits.max_response_bytes`` of the answer: only its status matters."""
-    headers = signed_headers(secret=secret, webhook_id=webhook_id, body=body, at=datetime.now(UTC))
+    headers = signed_headers(
+        secrets=secrets, webhook_id=webhook_id, body=body, at=datetime.now(UTC)
+    )
     headers["host"] = httpx.URL(pinned.url).netloc.decode("ascii")
     request = client.build_request(
         "POST",

@@ -113,9 +113,11 @@ class Notifier:
             max_response_bytes=settings.WEBHOOK_MAX_RESPONSE_BYTES,
             allowlist=egress.parse_allowlist(settings.WEBHOOK_URL_ALLOWLIST),
         )
-        # Attempts running now, per merchant and in all: each runs on its own (a hung one
-        # holds up nothing but itself), and a merchant's share is capped.
+        # Deliveries held now (waiting for a slot or being sent), per merchant and in all: each
+        # attempt runs on its own (a hung one holds up nothing but itself), and a merchant's
+        # attempts at once are capped by its slots.
         self.busy: Counter[str] = Counter()
+        self.slots: dict[str, asyncio.Semaphore] = {}
         self.tasks: set[asyncio.Task] = set()
 
     async def run(self) -> None:
@@ -129,34 +131,49 @@ class Notifier:
 
     # -- attempts in the background, capped per merchant --------------------------------------
     async def dispatch(self, claim: store.Claim) -> bool:
-        """Start the attempt unless its merchant (or this notifier) is at its cap; then the
-        delivery goes back to the database, due again shortly. True if started."""
-        merchant = claim.delivery.merchant_id
-        per_merchant = self.settings.WEBHOOK_MAX_CONCURRENCY_PER_MERCHANT
-        if (
-            self.busy[merchant] >= per_merchant
-            or len(self.tasks) >= self.settings.WEBHOOK_MAX_IN_FLIGHT
-        ):
-            await store.defer(
-                self.sessions, claim=claim, seconds=self.settings.WEBHOOK_DEFER_SECONDS
-            )
+        """Start the attempt in the background, where it waits (briefly) for one of its
+        merchant's slots; if this notifier already holds its most, the delivery goes back to the
+        database, due again shortly. True if taken on."""
+        if len(self.tasks) >= self.settings.WEBHOOK_MAX_IN_FLIGHT:
+            await self._defer(claim)
             return False
+        merchant = claim.delivery.merchant_id
         self.busy[merchant] += 1
-        task = asyncio.create_task(self._attempt_in_background(claim))
+        if merchant not in self.slots:
+            self.slots[merchant] = asyncio.Semaphore(
+                self.settings.WEBHOOK_MAX_CONCURRENCY_PER_MERCHANT
+            )
+        task = asyncio.create_task(self._attempt_in_background(claim, self.slots[merchant]))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
         return True
 
-    async def _attempt_in_background(self, claim: store.Claim) -> None:
+    async def _defer(self, claim: store.Claim) -> None:
+        await store.defer(self.sessions, claim=claim, seconds=self.settings.WEBHOOK_DEFER_SECONDS)
+
+    async def _attempt_in_background(self, claim: store.Claim, slot: asyncio.Semaphore) -> None:
         merchant = claim.delivery.merchant_id
         try:
-            await self.deliver(claim, manual=False)
+            # Waiting here, in memory, costs nothing; the database is for a merchant whose
+            # slots stay taken (a slow endpoint). The wait plus the attempt's own deadline stay
+            # within the lease (settings check), so no other notifier can take it meanwhile.
+            try:
+                async with asyncio.timeout(self.settings.WEBHOOK_DEFER_SECONDS):
+                    await slot.acquire()
+            except TimeoutError:
+                await self._defer(claim)
+                return
+            try:
+                await self.deliver(claim, manual=False)
+            finally:
+                slot.release()
         except Exception:  # noqa: BLE001 - e.g. database down: the lease ends, a retry follows
             log.exception("attempt not recorded", extra={"delivery_id": claim.delivery.id})
         finally:
             self.busy[merchant] -= 1
             if self.busy[merchant] <= 0:
                 del self.busy[merchant]
+                del self.slots[merchant]
 
     # -- first attempts, from the queue ------------------------------------------------------
     async def _consume(self, connection: AbstractConnection) -> None:

@@ -112,11 +112,14 @@ async def get_webhook(
     """Where and how to sign a merchant's webhooks (the notifier calls this)."""
     async with sessions() as session:
         try:
-            merchant, secret = await service.webhook_target(session, box, merchant_id=merchant_id)
+            merchant, secrets = await service.webhook_target(session, box, merchant_id=merchant_id)
         except service.MerchantNotFound:
             raise not_found(merchant_id) from None
     return WebhookTarget(
-        merchant_id=merchant.id, webhook_url=merchant.webhook_url, webhook_secret=secret
+        merchant_id=merchant.id,
+        webhook_url=merchant.webhook_url,
+        webhook_secret=secrets[0],
+        previous_webhook_secret=secrets[1] if len(secrets) > 1 else None,
     )
 
 

@@ -2,10 +2,11 @@
 
 from fastapi import APIRouter, Request
 from payplane_core.app import Internal
+from payplane_core.db import autocommit
 from payplane_core.problems import Problem
 
 from payments import metrics, service
-from payments.api.deps import ClockDep, Sessions, trace_headers
+from payments.api.deps import ClockDep, Engine, Sessions, trace_headers
 from payments.schemas import EventIn, EventResult, PaymentId, PaymentOut
 from payments.state import IllegalTransition
 from payments.views import payment_json
@@ -29,15 +30,15 @@ async def record_event(
     event: EventIn,
     identity: Internal,
     request: Request,
-    sessions: Sessions,
+    engine: Engine,
     clock: ClockDep,
 ) -> dict:
     if identity.caller == "gateway":
         raise Problem(403, "internal-only", "Merchants cannot report payment events.")
     try:
-        async with sessions.begin() as session:
+        async with autocommit(engine) as conn:
             payment, changed = await service.record_event(
-                session,
+                conn,
                 payment_id=payment_id,
                 event=event,
                 headers=trace_headers(request),
