@@ -402,6 +402,9 @@ async def create_merchant(receiver: Receiver, merchants_url: str) -> tuple[str, 
     return credentials["merchant_id"], name
 
 
+MERCHANTS_REDIS_URL = "redis://127.0.0.1:6379/13"  # the workers suite's own Redis db
+
+
 def worker_env(outbox_url: str, notifier_url: str, merchants_url: str, names: dict) -> dict:
     """Settings of a test pipeline: compressed schedule, short leases, our own queue names."""
     return {
@@ -411,6 +414,9 @@ def worker_env(outbox_url: str, notifier_url: str, merchants_url: str, names: di
         "OUTBOX_DATABASE_URL": outbox_url,
         "DATABASE_URL": notifier_url,
         "MERCHANTS_URL": merchants_url,
+        # Where the merchants service bumps a merchant's version: the notifier's cache of
+        # webhook targets follows it (without it, every delivery asks merchants).
+        "REDIS_URL": MERCHANTS_REDIS_URL,
         "RELAY_POLL_INTERVAL_SECONDS": "0.02",
         "RELAY_LEASE_SECONDS": "2",
         "RETRY_POLL_INTERVAL_SECONDS": "0.05",

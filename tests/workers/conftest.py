@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from tests.support.db import fresh_database
 from tests.support.internal import LOOPBACK_ALLOWLIST, internal
 from tests.support.pipeline import (
+    MERCHANTS_REDIS_URL,
     create_merchant,
     delete_topology,
     running_receiver,
@@ -64,8 +65,6 @@ async def amqp_names():
 
 
 # -- the notifier's world: its database, the real merchants service, a real receiver ----------
-
-MERCHANTS_REDIS_URL = "redis://127.0.0.1:6379/13"  # this suite's own Redis db
 
 
 @pytest.fixture(scope="package")

@@ -8,8 +8,7 @@ from redis.asyncio import Redis
 from workers.notifier.directory import MerchantDirectory
 
 from tests.support.internal import GatewayAuth
-
-MERCHANTS_REDIS_URL = "redis://127.0.0.1:6379/13"  # the merchants service's, in conftest
+from tests.support.pipeline import MERCHANTS_REDIS_URL
 
 
 async def test_a_new_url_or_secret_is_used_at_once(merchants_url):
