@@ -19,5 +19,6 @@ async def test_payments_openapi_fuzz(db_url, merchant_id):
         sent, failures = await asyncio.to_thread(
             fuzz, base, GatewayAuth(audience="payments", merchant_id=merchant_id), max_examples=25
         )
+    print(f"payments: {sent} requests")
     assert sent > 100
     assert failures == []

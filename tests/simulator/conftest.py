@@ -17,19 +17,26 @@ async def receiver():
         yield receiver
 
 
+def sim_settings(receiver, **overrides) -> Settings:
+    """A simulator calling back ``receiver``, fast (``overrides`` change any setting)."""
+    return Settings(
+        **{
+            "SERVICE_NAME": "sim-t",
+            "SIM_API_KEY": API_KEY,
+            "SIM_WEBHOOK_SECRET": SECRET,
+            "SIM_WEBHOOK_URL": f"{receiver.url}/api/v1/payments/webhook",
+            "SIM_CALLBACK_DELAY_MS": 0,
+            "SIM_FAIL_DELAY_MS": 300,
+            "SIM_TIMEOUT_HOLD_SECONDS": 0.3,
+            "SIM_CALLBACK_BACKOFF_BASE_SECONDS": 0.05,
+        }
+        | overrides
+    )
+
+
 @pytest.fixture
 async def sim(receiver):
-    settings = Settings(
-        SERVICE_NAME="sim-t",
-        SIM_API_KEY=API_KEY,
-        SIM_WEBHOOK_SECRET=SECRET,
-        SIM_WEBHOOK_URL=f"{receiver.url}/api/v1/payments/webhook",
-        SIM_CALLBACK_DELAY_MS=0,
-        SIM_FAIL_DELAY_MS=300,
-        SIM_TIMEOUT_HOLD_SECONDS=0.3,
-        SIM_CALLBACK_BACKOFF_BASE_SECONDS=0.05,
-    )
-    app = create_app(settings)
+    app = create_app(sim_settings(receiver))
     async with app.router.lifespan_context(app):
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app),

@@ -9,8 +9,17 @@ import httpx
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
+from payplane_core.problems import PROBLEM_BASE, PROBLEM_MEDIA_TYPE
 from schemathesis import GenerationMode
-from schemathesis.checks import response_schema_conformance
+from schemathesis.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+from schemathesis.core.failures import FailureGroup
+
+# An answer breaks its schema when its status, its media type or its body is not documented.
+CHECKS = [status_code_conformance, content_type_conformance, response_schema_conformance]
 
 
 def _send(client: httpx.Client, kwargs: dict) -> httpx.Response:
@@ -26,7 +35,14 @@ def _send(client: httpx.Client, kwargs: dict) -> httpx.Response:
     )
 
 
-def _examples(client, base_url, operation, mode, max_examples, failures) -> int:
+def _designed(response: httpx.Response, faults: frozenset[str]) -> bool:
+    """A 5xx the service exists to give (a simulated provider's injected fault), by its type."""
+    if not faults or response.headers.get("content-type") != PROBLEM_MEDIA_TYPE:
+        return False
+    return response.json().get("type", "").removeprefix(PROBLEM_BASE) in faults
+
+
+def _examples(client, base_url, operation, mode, max_examples, failures, faults) -> int:
     sent = 0
 
     @settings(
@@ -44,14 +60,18 @@ def _examples(client, base_url, operation, mode, max_examples, failures) -> int:
             response = _send(client, case.as_transport_kwargs(base_url=base_url))
         except (httpx.InvalidURL, UnicodeEncodeError, ValueError):
             return  # not sendable as HTTP at all (the client refuses it)
+        except httpx.TransportError as exc:  # the server dropped the connection: a failure too
+            sent += 1
+            failures.append(f"{operation.label} [{mode.value}] -> {type(exc).__name__}")
+            return
         sent += 1
         label = f"{operation.label} [{mode.value}] -> {response.status_code}"
-        if response.status_code >= 500:
+        if response.status_code >= 500 and not _designed(response, faults):
             failures.append(f"{label}: {response.text[:200]}")
             return
         try:
-            case.validate_response(response, checks=[response_schema_conformance])
-        except Exception as exc:  # noqa: BLE001 - collected, reported together
+            case.validate_response(response, checks=CHECKS)
+        except (Exception, FailureGroup) as exc:  # noqa: BLE001 - collected, reported together
             failures.append(f"{label}: {str(exc)[:300]}")
 
     try:
@@ -61,14 +81,44 @@ def _examples(client, base_url, operation, mode, max_examples, failures) -> int:
     return sent
 
 
-def fuzz(base_url: str, auth: httpx.Auth, *, max_examples: int) -> tuple[int, list[str]]:
-    """Every operation, valid and invalid inputs; returns (requests sent, failures)."""
-    raw = httpx.get(base_url + "/openapi.json", timeout=10).json()
-    schema = schemathesis.openapi.from_dict(raw)
+def fuzz(
+    base_url: str,
+    auth: httpx.Auth,
+    *,
+    max_examples: int,
+    schema: dict | None = None,
+    designed_faults: frozenset[str] = frozenset(),
+) -> tuple[int, list[str]]:
+    """Every operation, valid and invalid inputs; returns (requests sent, failures).
+
+    ``schema``: the OpenAPI document to hold the answers to, when ``base_url`` does not serve
+    its own (the ingress). ``designed_faults``: problem types of 5xx answers that are the
+    service's purpose (still held to the schema); any other 5xx is a failure."""
+    raw = schema or httpx.get(base_url + "/openapi.json", timeout=10).json()
+    loaded = schemathesis.openapi.from_dict(raw)
     failures: list[str] = []
     sent = 0
     with httpx.Client(base_url=base_url, auth=auth, timeout=15) as client:
-        for result in schema.get_all_operations():
+        for result in loaded.get_all_operations():
             for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-                sent += _examples(client, base_url, result.ok(), mode, max_examples, failures)
+                sent += _examples(
+                    client, base_url, result.ok(), mode, max_examples, failures, designed_faults
+                )
     return sent, failures
+
+
+def public_paths(*schemas: dict) -> dict:
+    """One OpenAPI document of the ``/api/v1`` operations of ``schemas`` (the public API)."""
+    merged = {"openapi": schemas[0]["openapi"], "info": {"title": "payplane", "version": "1"}}
+    merged["paths"] = {
+        path: item
+        for schema in schemas
+        for path, item in schema["paths"].items()
+        if path.startswith("/api/v1/")
+    }
+    components: dict = {}
+    for schema in schemas:
+        for name, value in schema.get("components", {}).get("schemas", {}).items():
+            assert components.setdefault(name, value) == value, f"{name} differs between schemas"
+    merged["components"] = {"schemas": components}
+    return merged

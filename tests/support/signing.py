@@ -6,6 +6,8 @@ request to the gateway exactly as Envoy's ext_authz would (method kept, ``/authz
 import datetime
 import json
 import secrets
+from collections import Counter
+from collections.abc import Generator
 from typing import Any
 
 import httpx
@@ -107,3 +109,33 @@ async def ask_gateway(
 
 def new_nonce() -> str:
     return secrets.token_urlsafe(16)
+
+
+class SignedAsMerchant(httpx.Auth):
+    """An httpx hook that authenticates each request exactly as a merchant's ``requests`` client
+    does (``tests.support.platform.Client``): reads carry the read key, writes carry the write
+    key and are signed by requests-http-signature (RFC 9421) over the same method, URL and body.
+    ``statuses`` counts the answers (a test shows its requests got past the gateway).
+    """
+
+    requires_request_body = True
+
+    def __init__(self, client: Any) -> None:
+        self.client = client  # a tests.support.platform.Client
+        self.statuses: Counter[int] = Counter()
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        merchant = self.client.merchant
+        if request.method in ("GET", "HEAD"):
+            request.headers["Authorization"] = f"Bearer {merchant.read_key}"
+            self.statuses[(yield request).status_code] += 1
+            return
+        request.headers["Authorization"] = f"Bearer {merchant.api_key}"
+        prepared = requests.Request(
+            request.method, str(request.url), headers=dict(request.headers), data=request.content
+        ).prepare()
+        self.client.signer()(prepared)
+        for name in ("signature", "signature-input", "content-digest", "date"):
+            if name in prepared.headers:
+                request.headers[name] = prepared.headers[name]
+        self.statuses[(yield request).status_code] += 1

@@ -23,7 +23,10 @@ class PaymentCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     amount: int = Field(gt=0, le=MAX_AMOUNT, description="Positive integer in minor units.")
-    currency: CleanStr = Field(description="ISO 4217 code, upper case.")
+    currency: CleanStr = Field(
+        description="ISO 4217 code, upper case.",
+        json_schema_extra={"enum": sorted(ISO_4217)},  # documented as enforced
+    )
     description: CleanStr | None = Field(default=None, max_length=1000)
     metadata: dict[MetadataKey, MetadataValue] = Field(
         default_factory=dict, max_length=MAX_METADATA_KEYS

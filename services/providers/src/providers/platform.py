@@ -14,6 +14,10 @@ class Unavailable(Exception):
     """A platform service could not be reached or answered 5xx: try again later."""
 
 
+class PaymentUnknown(Exception):
+    """payments has no such payment (404): nothing to report it to, retrying cannot help."""
+
+
 class PaymentsClient:
     def __init__(self, http: httpx.AsyncClient) -> None:
         self.http = http
@@ -46,6 +50,8 @@ class PaymentsClient:
             return False
         if response.status_code >= 500 or response.status_code in (401, 429):
             raise Unavailable(f"payments answered {response.status_code}")
+        if response.status_code == 404:
+            raise PaymentUnknown(f"payments has no payment {payment_id}")
         response.raise_for_status()
         return True
 

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI
 from payplane_core.app import create_service_app
+from payplane_core.problems import PROBLEM_RESPONSES
 
 from simulator.api.routes import charges, control
 from simulator.core.config import Settings
@@ -30,6 +31,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = create_service_app(settings=settings, routers=[], lifespan=lifespan)
     app.state.ledger = Ledger(provider=settings.provider_name)
     app.state.tasks = set()
-    app.include_router(charges.router)
-    app.include_router(control.router)
+    # Every refusal and every injected fault is a problem document: documented as such.
+    app.include_router(charges.router, responses=PROBLEM_RESPONSES)
+    app.include_router(control.router, responses=PROBLEM_RESPONSES)
     return app

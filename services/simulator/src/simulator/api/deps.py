@@ -3,7 +3,8 @@
 import hmac
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from payplane_core.problems import Problem
 
 from simulator.core.config import Settings
@@ -20,12 +21,17 @@ async def get_ledger(request: Request) -> Ledger:
     return request.app.state.ledger
 
 
+# A security scheme, not a header parameter: OpenAPI ignores an "Authorization" parameter.
+_bearer = HTTPBearer(auto_error=False)
+
+
 async def require_api_key(
-    request: Request, authorization: Annotated[str | None, Header()] = None
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
     settings: Settings = request.app.state.settings
-    scheme, _, token = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not token:
+    token = credentials.credentials if credentials is not None else ""
+    if not token:
         raise Problem(
             401,
             "missing-api-key",

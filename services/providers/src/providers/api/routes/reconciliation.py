@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from providers import provider_client, registry
 from providers.api.deps import Flow, Sessions
 from providers.flow import RetryLater, route_payment
-from providers.platform import Unavailable
+from providers.platform import PaymentUnknown, Unavailable
 
 router = APIRouter(prefix="/internal/v1/payments", tags=["reconciliation"])
 
@@ -48,6 +48,8 @@ async def route_again(
         decided = await route_payment(flow, payment=payment.model_dump())
     except (RetryLater, Unavailable) as exc:
         raise Problem(503, "routing-postponed", str(exc), headers={"Retry-After": "5"}) from None
+    except PaymentUnknown as exc:
+        raise Problem(404, "payment-not-found", str(exc)) from None
     return {"outcome": decided.outcome, "provider": decided.provider, "reason": decided.reason}
 
 

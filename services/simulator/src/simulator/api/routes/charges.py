@@ -52,7 +52,10 @@ def _existing_answer(charge: Charge, body: ChargeIn) -> JSONResponse:
     return JSONResponse(charge.public(), headers={"Idempotent-Replayed": "true"})
 
 
-@router.post("", status_code=201)
+REPLAYED = {200: {"description": "A repeat of a charged payment id: the charge, replayed."}}
+
+
+@router.post("", status_code=201, responses=REPLAYED)
 async def create_charge(
     body: ChargeIn, request: Request, settings: SettingsDep, ledger: LedgerDep
 ) -> JSONResponse:
