@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import asyncpg
 import pytest
 
-from tests.support.platform import Client, new_merchant
+from tests.support.platform import Client, busy_merchant
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -71,14 +71,7 @@ def send_share(load: Load, client: Client, numbers: range, run: str) -> None:
 
 
 def test_every_payment_finishes_under_load(stack, receiver):
-    merchant = new_merchant(
-        stack,
-        webhook_url=receiver.url,
-        requests_per_second=2_000,
-        burst=2_000,
-        payments_per_month=1_000_000,
-    )
-    receiver.secret = merchant.webhook_secret
+    merchant = busy_merchant(stack, receiver, requests_per_second=2_000)
     ingress = stack.url("envoy")
     clients = [
         Client(ingress, merchant, source_address=ADDRESSES[n % len(ADDRESSES)])

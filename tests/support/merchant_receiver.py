@@ -24,7 +24,14 @@ class VerifyingReceiver:
             protocol_version = "HTTP/1.1"  # keep-alive, as a real endpoint
 
             def do_POST(self) -> None:  # noqa: N802
-                body = self.rfile.read(int(self.headers["content-length"]))
+                length = int(self.headers["content-length"])
+                try:
+                    body = self.rfile.read(length)
+                except ConnectionError:
+                    body = b""
+                if len(body) < length:  # the sender died mid-request (kill -9): no request
+                    self.close_connection = True
+                    return
                 try:
                     event = Webhook(receiver.secret).verify(body, dict(self.headers))
                 except Exception:  # noqa: BLE001 - anything unverifiable is refused

@@ -47,6 +47,20 @@ def new_merchant(stack: Stack, **options) -> Merchant:
     return Merchant(name=name, **secret_view(created["credentials"]))
 
 
+def busy_merchant(stack: Stack, receiver, requests_per_second: int) -> Merchant:
+    """A merchant for load: limits far above the test's rate, webhooks to ``receiver`` (a
+    ``VerifyingReceiver``, given the merchant's webhook secret)."""
+    merchant = new_merchant(
+        stack,
+        webhook_url=receiver.url,
+        requests_per_second=requests_per_second,
+        burst=requests_per_second,
+        payments_per_month=1_000_000,
+    )
+    receiver.secret = merchant.webhook_secret
+    return merchant
+
+
 class Client:
     """A merchant's HTTP client: requests + requests-http-signature (an independent RFC 9421
     implementation), exactly as the README shows merchants."""

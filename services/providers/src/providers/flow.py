@@ -6,11 +6,8 @@ remembered, and every provider call carries the payment id as its idempotency ke
 after each answer is ``providers.policy`` (pure); this module does the calls and the records.
 """
 
-import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -22,11 +19,11 @@ from payplane_core.db import autocommit
 from payplane_core.telemetry import exemplar
 from prometheus_client import Counter, Histogram
 from redis.asyncio import Redis
-from redis.exceptions import LockError
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from providers import policy, provider_client, registry, routing
+from providers.lease import Held, payment_lock
 from providers.models import Attempt, Provider, Routing
 from providers.platform import MerchantsClient, PaymentsClient
 from providers.policy import CallOutcome, Next, Resolution
@@ -76,37 +73,22 @@ def breaker_for(deps: FlowDeps, provider: Provider) -> CircuitBreaker:
     )
 
 
-# Longer than any routing can take (each provider's time-out, a cancel, the reports); a lock
-# whose worker died frees itself after this.
-ROUTING_LOCK_SECONDS = 300.0
-
-
-@asynccontextmanager
-async def payment_lock(redis: Redis, payment_id: str) -> AsyncIterator[None]:
-    """One worker per payment across replicas: a Redis lock (redis-py's, token-checked release).
-
-    Not a PostgreSQL advisory lock: that would hold a pooled connection through every provider
-    call, doubling the connections each payment in flight needs."""
-    lock = redis.lock(f"lock:route:{payment_id}", timeout=ROUTING_LOCK_SECONDS, blocking=False)
-    if not await lock.acquire():
-        raise RetryLater("another worker is routing this payment")
-    try:
-        yield
-    finally:
-        with contextlib.suppress(LockError):  # expired meanwhile: nothing left to release
-            await lock.release()
-
-
 async def route_payment(deps: FlowDeps, *, payment: dict[str, Any]) -> Routing:
-    payment_id = payment["id"]
-    async with payment_lock(deps.redis, payment_id):
-        async with autocommit(deps.engine) as conn:
-            row = (await conn.execute(_ROUTING, {"payment_id": payment_id})).first()
-        decided = Routing(**row._mapping) if row is not None else None
-        if decided is None:
-            decided = await _decide(deps, payment=payment)
-        await _report_decision(deps, decided)
-        return decided
+    try:
+        async with payment_lock(deps.redis, payment["id"]):
+            return await _route_locked(deps, payment=payment)
+    except Held:
+        raise RetryLater("another worker is routing this payment") from None
+
+
+async def _route_locked(deps: FlowDeps, *, payment: dict[str, Any]) -> Routing:
+    async with autocommit(deps.engine) as conn:
+        row = (await conn.execute(_ROUTING, {"payment_id": payment["id"]})).first()
+    decided = Routing(**row._mapping) if row is not None else None
+    if decided is None:
+        decided = await _decide(deps, payment=payment)
+    await _report_decision(deps, decided)
+    return decided
 
 
 async def _decide(deps: FlowDeps, *, payment: dict[str, Any]) -> Routing:

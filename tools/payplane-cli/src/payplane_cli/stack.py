@@ -258,11 +258,19 @@ class Stack:
         raise TimeoutError(f"{process.name} not healthy at {url} after {timeout:.0f}s")
 
     def stop(self, name: str, timeout: float = 10.0) -> bool:
+        """SIGTERM to the process group, SIGKILL after ``timeout``; True if it was running."""
+        return self._signal(name, ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)))
+
+    def kill(self, name: str) -> bool:
+        """``kill -9`` of the process group, no chance to clean up (a crash, for fault tests)."""
+        return self._signal(name, ((signal.SIGKILL, 5.0),))
+
+    def _signal(self, name: str, steps: tuple[tuple[signal.Signals, float], ...]) -> bool:
         pid = self.pid_of(name)
         if pid is None:
             return False
         started = process_start_time(pid)
-        for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
+        for sig, wait in steps:
             if process_start_time(pid) != started:  # gone, and the pid maybe reused: stop here
                 break
             try:
