@@ -210,3 +210,37 @@ def test_internal_key_pairs_are_valid_ed25519_pairs(renderer):
     assert callers >= {"gateway", "payments", "providers", "webhooks", "notifier", "operator"}
     for caller in callers:
         assert public_key(keys[f"{caller}.key"]) == keys[f"{caller}.pub"], caller
+
+
+def _collector_rules(policy: dict, port: int) -> list[dict]:
+    """Egress rules that reach the collector's port (anywhere: it may run outside the cluster)."""
+    return [
+        rule
+        for rule in policy["spec"].get("egress", [])
+        if "to" not in rule and {"port": port, "protocol": "TCP"} in rule["ports"]
+    ]
+
+
+@pytest.mark.parametrize(("endpoint", "port"), [("http://otel.monitoring:4318", 4318), ("", 4318)])
+def test_every_span_exporter_may_reach_the_collector_and_only_with_an_endpoint(
+    renderer, endpoint, port
+):
+    docs = renderer.docs(values={"global": {"otel": {"endpoint": endpoint}}})
+    policies = [d for d in docs if d["kind"] == "NetworkPolicy" and d["spec"]["podSelector"]]
+    reaching = set()
+    for workload in workloads(docs):
+        name = workload["metadata"]["name"]
+        env = {e["name"] for c in containers(workload, init=False) for e in c.get("env", [])}
+        [policy] = [p for p in policies if _selects(p["spec"]["podSelector"], pod_labels(workload))]
+        allowed = bool(_collector_rules(policy, port))
+        if allowed:
+            reaching.add(name)
+        # The operator is given the endpoint only to render Envoy's tracer: it exports nothing.
+        exports = "OTEL_EXPORTER_OTLP_ENDPOINT" in env and name != "operator"
+        assert allowed == (exports or (bool(endpoint) and name == "envoy")), name
+    if endpoint:
+        # Every service and worker, and Envoy (its own tracer).
+        expected = {"payments", "merchants", "gateway", "providers", "webhooks", "relay"}
+        assert expected | {"notifier", "envoy"} <= reaching
+    else:
+        assert reaching == set()

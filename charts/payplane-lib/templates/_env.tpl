@@ -8,7 +8,7 @@ reference to a Secret, never as a value.
   - REDIS_URL / AMQP_URL when .Values.connections.redis / .amqp;
   - <NAME>_URL for every component in .Values.connections.services;
   - the database URL(s) from CloudNativePG's <cluster>-app Secret;
-  - OTEL_* for tracing; .Values.settings for plain tuning values.
+  - OTEL_* for tracing (endpoint, global.otel.sampleRatio as a parent-based sampler); .Values.settings for plain tuning values.
 Variables whose names start with "_" exist only to build another one through $(VAR) expansion.
 */}}
 {{- define "payplane-lib.databaseEnv" -}}
@@ -87,6 +87,7 @@ Variables whose names start with "_" exist only to build another one through $(V
 {{- with $global.otel.endpoint }}
 - name: OTEL_EXPORTER_OTLP_ENDPOINT
   value: {{ . | quote }}
+{{- include "payplane-lib.otelSamplerEnv" $ | nindent 0 }}
 {{- end }}
 {{- range .Values.secretEnv }}
 - name: {{ .name }}

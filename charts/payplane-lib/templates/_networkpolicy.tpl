@@ -2,7 +2,8 @@
 One NetworkPolicy per component, on top of the umbrella's default deny. Ingress: only from the
 components in .Values.networkPolicy.from on the service port, and from Prometheus's namespace.
 Egress: DNS, the components it calls (.Values.connections.services), its database(s), Redis and
-RabbitMQ when it uses them, and .Values.networkPolicy.extraEgress (external endpoints).
+RabbitMQ when it uses them, the trace collector's port when global.otel.endpoint is set (every
+component exports spans), and .Values.networkPolicy.extraEgress (external endpoints).
 */}}
 {{- define "payplane-lib.dnsEgress" -}}
 - to:
@@ -89,6 +90,7 @@ spec:
       ports:
         - {port: 5672, protocol: TCP}
     {{- end }}
+    {{- include "payplane-lib.otlpEgress" . | nindent 4 }}
     {{- with .Values.networkPolicy.extraEgress }}
     {{- toYaml . | nindent 4 }}
     {{- end }}

@@ -22,7 +22,13 @@ from typing import Any
 from payplane_core import platform
 
 from payplane_ingress import render
-from payplane_ingress.model import Ingress, Upstream, contract_routes, otlp_traces_url
+from payplane_ingress.model import (
+    Ingress,
+    Upstream,
+    contract_routes,
+    otlp_traces_url,
+    trace_sampling_percent,
+)
 
 # Where the chart mounts the routing ConfigMap (the operator's watched directory).
 DYNAMIC_DIR = "/etc/envoy/dynamic"
@@ -32,12 +38,17 @@ ADMIN_CLUSTER = "envoy-admin"
 # The collector the chart's traced files are rendered for; its templates put the real one
 # (global.otel.endpoint) in place of this URL, host and port.
 PLACEHOLDER_OTLP_HOST = "otlp.placeholder.invalid:65535"
+# Likewise the sampling percentage (global.otel.sampleRatio x 100 replaces it): a ratio no one
+# would configure, so the value is found in the generated listener alone.
+PLACEHOLDER_SAMPLER_ARG = "0.424242"
 # What the tracer changes: the listener (its tracer) and the clusters (the collector's).
 TRACED_FILES = ("cds.json", "lds.json")
 
 
 def cluster_ingress(env: Mapping[str, str] | None = None) -> Ingress:
-    """``env``: the standard OTLP variables, if Envoy is to trace (None or unset: no tracer)."""
+    """``env``: the standard OTLP variables, if Envoy is to trace (None or unset: no tracer),
+    and the sampler's (``OTEL_TRACES_SAMPLER``, ``_ARG``) for the share of traces it records."""
+    env = env or {}
     return Ingress(
         listen_host="0.0.0.0",  # noqa: S104 - the pod's listener; the Service fronts it
         admin_host=platform.LOCAL_HOST,
@@ -51,7 +62,8 @@ def cluster_ingress(env: Mapping[str, str] | None = None) -> Ingress:
             Upstream(name, name, platform.port(name)) for name in platform.public_upstreams()
         ),
         routes=contract_routes(),
-        otlp_traces_url=otlp_traces_url(env or {}),
+        otlp_traces_url=otlp_traces_url(env),
+        trace_sampling_percent=trace_sampling_percent(env),
     )
 
 
@@ -131,11 +143,15 @@ def dumps(document: Any) -> str:
 
 def traced_chart_files() -> dict[str, Any]:
     """``scheme/file`` → the listener and clusters with Envoy's tracer, for the placeholder
-    collector over plain HTTP and over TLS."""
+    collector and sampling rate over plain HTTP and over TLS."""
     traced = {}
     for scheme in ("http", "https"):
-        endpoint = f"{scheme}://{PLACEHOLDER_OTLP_HOST}"
-        files = chart_files(cluster_ingress({"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint}))
+        env = {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"{scheme}://{PLACEHOLDER_OTLP_HOST}",
+            "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+            "OTEL_TRACES_SAMPLER_ARG": PLACEHOLDER_SAMPLER_ARG,
+        }
+        files = chart_files(cluster_ingress(env))
         traced |= {f"{scheme}/{name}": files[name] for name in TRACED_FILES}
     return traced
 

@@ -83,6 +83,9 @@ class Ingress:
     # OTLP/HTTP traces URL (``…/v1/traces``): Envoy starts each request's trace and exports it
     # there. None: no tracer, no cost.
     otlp_traces_url: str | None = None
+    # Share of the requests Envoy starts a trace for that are recorded (its HCM's
+    # ``random_sampling``): the services follow Envoy's decision, so this is the platform's rate.
+    trace_sampling_percent: float = 100.0
     extra: dict = field(default_factory=dict)
 
 
@@ -95,6 +98,28 @@ def otlp_traces_url(env: Mapping[str, str]) -> str | None:
     if base := env.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
         return base.rstrip("/") + "/v1/traces"
     return None
+
+
+# The SDK's samplers (OTEL_TRACES_SAMPLER) that record nothing, and those that take a ratio.
+_SAMPLERS_OFF = ("always_off", "parentbased_always_off")
+_RATIO_SAMPLERS = ("traceidratio", "parentbased_traceidratio")
+
+
+def trace_sampling_percent(env: Mapping[str, str]) -> float:
+    """The percentage of new traces Envoy records, read like the services' SDK reads its
+    sampler (``OTEL_TRACES_SAMPLER``, ``OTEL_TRACES_SAMPLER_ARG``; default: every trace), so
+    the edge keeps the rate the services are configured with instead of recording everything."""
+    sampler = env.get("OTEL_TRACES_SAMPLER", "parentbased_always_on").strip().lower()
+    if sampler in _SAMPLERS_OFF:
+        return 0.0
+    if sampler not in _RATIO_SAMPLERS:
+        return 100.0
+    try:
+        ratio = float(env.get("OTEL_TRACES_SAMPLER_ARG", "1.0"))
+    except ValueError:
+        ratio = 1.0  # what the SDK falls back to for an unreadable argument
+    # Rounded to Envoy's runtime granularity (0.01 %); the chart rounds alike.
+    return round(min(max(ratio, 0.0), 1.0) * 100, 4)
 
 
 # Provider callbacks are not merchant traffic: they come from a few addresses at the provider's

@@ -6,7 +6,14 @@ from pathlib import Path
 
 from payplane_core import platform
 from payplane_ingress.files import envoy_binary, write_all
-from payplane_ingress.model import Ingress, Tls, Upstream, contract_routes, otlp_traces_url
+from payplane_ingress.model import (
+    Ingress,
+    Tls,
+    Upstream,
+    contract_routes,
+    otlp_traces_url,
+    trace_sampling_percent,
+)
 from payplane_ingress.tls import ensure_self_signed
 
 from payplane_cli.providers import SIMULATORS
@@ -23,6 +30,7 @@ def config_dir(stack) -> Path:
 
 
 def ingress_for(stack) -> Ingress:
+    env = stack.common_env()
     tls = None
     if os.environ.get("PAYPLANE_INGRESS_TLS") == "1":
         cert, key = ensure_self_signed(stack.state_dir / "tls")
@@ -39,7 +47,9 @@ def ingress_for(stack) -> Ingress:
         tls=tls,
         ip_rps=stack.ingress_ip_rps,
         ip_burst=stack.ingress_ip_burst,
-        otlp_traces_url=otlp_traces_url(stack.common_env()),
+        otlp_traces_url=otlp_traces_url(env),
+        # The services' own sampler variables, so Envoy records the share they are set to.
+        trace_sampling_percent=trace_sampling_percent(env),
     )
 
 

@@ -133,10 +133,15 @@ def router() -> dict[str, Any]:
     }
 
 
-def tracing(url: str) -> dict[str, Any]:
+def tracing(url: str, sampling_percent: float) -> dict[str, Any]:
     """Envoy's OpenTelemetry tracer: it starts the trace (or continues a client's W3C
-    ``traceparent``) and propagates it to the gateway (ext_authz) and the upstream."""
+    ``traceparent``, keeping its sampled flag) and propagates it to the gateway (ext_authz) and
+    the upstream. ``random_sampling`` decides for the traces it starts (the services follow);
+    ``client_sampling`` 0: a client's ``x-client-trace-id`` does not force a recorded trace;
+    ``overall_sampling`` stays 100 % (it would apply on top of the random rate)."""
     return {
+        "random_sampling": {"value": sampling_percent},
+        "client_sampling": {"value": 0},
         "provider": {
             "name": "envoy.tracers.opentelemetry",
             "typed_config": {

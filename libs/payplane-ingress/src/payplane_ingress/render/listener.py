@@ -74,7 +74,7 @@ def _http_connection_manager(ingress: Ingress) -> dict[str, Any]:
         "access_log": [_access_log(ingress.access_log_path)],
     }
     if ingress.otlp_traces_url:
-        hcm["tracing"] = filters.tracing(ingress.otlp_traces_url)
+        hcm["tracing"] = filters.tracing(ingress.otlp_traces_url, ingress.trace_sampling_percent)
     return hcm
 
 
