@@ -8,6 +8,7 @@ from payments.main import create_app as create_payments
 
 from tests.support.internal import GatewayAuth, internal
 from tests.support.merchants import REDIS_URL
+from tests.support.pipeline import wait_until
 from tests.support.signing import ask_gateway, signed_request
 
 
@@ -75,3 +76,47 @@ async def test_client_caused_errors_and_bugs_never_open_the_breaker(creds, break
             assert (await client.post("/api/v1/payments")).status_code == 500
     assert not (await breaker.state()).open
     assert await breaker.redis.get(breaker.failures_key) is None
+
+
+async def test_payments_reports_the_probes_outcome(breaker):
+    """Half-open, payments' answer to the probe decides: a 503 re-opens the circuit, a refused
+    input frees the probe lease (no verdict on the database), a success closes it."""
+    from payplane_core.breaker import CircuitBreaker, FailureReporter
+    from starlette.applications import Starlette
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    answer = {"status": 503}
+
+    async def create(request):
+        return Response(status_code=answer["status"])
+
+    app = Starlette(routes=[Route("/api/v1/payments", create, methods=["POST"])])
+    probed = CircuitBreaker(
+        breaker.redis, breaker.name, failure_threshold=1, open_seconds=0.4, min_open_seconds=0.1
+    )
+    reporting = FailureReporter(
+        app, breaker=probed, methods=frozenset({"POST"}), path="/api/v1/payments"
+    )
+
+    async def half_open() -> bool:
+        return (await probed.state()).half_open
+
+    async def probe(status: int) -> None:
+        await wait_until(half_open, within=2, what="half-open")
+        await probed.redis.set(probed.probe_key, "1", px=5000)  # the gateway's lease
+        answer["status"] = status
+        assert (await client.post("/api/v1/payments")).status_code == status
+
+    transport = httpx.ASGITransport(app=reporting, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://payments.test") as client:
+        assert (await client.post("/api/v1/payments")).status_code == 503
+        assert (await probed.state()).open
+        await probe(503)
+        assert (await probed.state()).open  # re-opened
+        await probe(422)
+        assert (await probed.state()).half_open
+        assert not await probed.redis.exists(probed.probe_key)  # the next request may probe
+        await probe(201)
+        state = await probed.state()
+        assert not state.open and not state.half_open

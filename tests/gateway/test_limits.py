@@ -74,7 +74,7 @@ async def test_quota_is_exact_under_concurrency(svc, live_gateway, redis):
     assert usage["payments"] == 7 and usage["remaining"] == 0
 
 
-async def test_breaker_opens_fails_fast_and_closes_after_its_ttl(svc, live_gateway, breaker):
+async def test_breaker_opens_fails_fast_then_probes_once_and_closes(svc, live_gateway, breaker):
     creds = (await svc.create(rate_limit={"requests_per_second": 1000, "burst": 1000}))[
         "credentials"
     ]
@@ -96,8 +96,16 @@ async def test_breaker_opens_fails_fast_and_closes_after_its_ttl(svc, live_gatew
         read = signed_request("GET", "/api/v1/payments", api_key=creds["read_key"])
         assert (await ask_gateway(client, read)).status_code == 200
 
-        async def closed() -> bool:
-            return not await breaker.is_open()
+        async def half_open() -> bool:
+            return (await breaker.state()).half_open
 
-        await wait_until(closed, within=3, what="the breaker closed by its TTL")
+        await wait_until(half_open, within=3, what="the open period ended")
+        # half-open: one probe at a time, under concurrency too; the rest wait for its lease
+        answers = await burst_of(live_gateway, [post(creds) for _ in range(10)])
+        assert sorted(r.status_code for r in answers) == [200] + [503] * 9
+        refused = [r for r in answers if r.status_code == 503]
+        assert all(r.json()["reason"] == "circuit-open" for r in refused)
+        assert all(1 <= int(r.headers["retry-after"]) <= 5 for r in refused)  # the lease
+        assert await breaker.record_success(clear_failures=False)  # payments: probe succeeded
+        assert (await ask_gateway(client, post(creds))).status_code == 200
         assert (await ask_gateway(client, post(creds))).status_code == 200

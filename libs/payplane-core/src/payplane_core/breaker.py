@@ -1,18 +1,29 @@
 """A circuit breaker kept in Redis, so every replica sees (and trips) the same circuit.
 
-Keys for a breaker named ``cb:payments``: ``cb:payments:failures`` counts failures in a fixed
-window (the counter expires ``window_seconds`` after its first failure) and
-``cb:payments:open`` exists while the circuit is open; its TTL is the time left. The circuit
-opens when ``failure_threshold`` failures land in one window and closes by itself when the open
-key expires (no half-open probing: the next failures re-open it just as fast).
+States (the usual closed -> open -> half-open cycle of pybreaker, resilience4j, Envoy's outlier
+ejection), for a breaker named ``cb:payments``:
 
-Failures are counted with or without successes in between (a flapping dependency still
-trips). Callers that want "consecutive failures" semantics call ``record_success``, which
-clears the count. Each operation is one atomic Lua script, one round trip.
+- **closed**: ``cb:payments:failures`` counts failures in a fixed window (it expires
+  ``window_seconds`` after its first failure); ``failure_threshold`` of them in one window open
+  the circuit.
+- **open**: ``cb:payments:open`` exists; its TTL is the time left (``Retry-After``). The first
+  open period is ``min_open_seconds``; every failed probe doubles it, up to ``open_seconds``.
+- **half-open**: the open key has expired but ``cb:payments:tripped`` (the last open period,
+  kept for the backoff) still exists. Callers that admit traffic (the gateway's admission
+  script) let ONE probe through at a time by setting ``cb:payments:probe`` with a lease TTL, so
+  a probe whose outcome is never reported is retried once the lease ends. A success closes the
+  circuit; a failure re-opens it with the doubled period.
+
+If nothing probes for ``open_seconds`` after the open period, ``tripped`` expires and the
+circuit is closed again (no traffic, no harm). Failures are counted with or without successes
+in between (a flapping dependency still trips); callers that want "consecutive failures"
+semantics call ``record_success()``, which clears the count. Each operation is one atomic
+Lua script or MULTI, one round trip.
 """
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from prometheus_client import Gauge
@@ -25,26 +36,54 @@ log = logging.getLogger(__name__)
 
 OPEN = Gauge(
     "payplane_breaker_open",
-    "1 while the circuit breaker is open, as last seen by this process",
+    "1 while the circuit breaker is open or half-open (not yet closed by a probe), "
+    "as last seen by this process",
+    ["breaker"],
+)
+HALF_OPEN = Gauge(
+    "payplane_breaker_half_open",
+    "1 while the circuit breaker is half-open (probing), as last seen by this process",
     ["breaker"],
 )
 
 
-def observe(name: str, is_open: bool) -> None:
+def observe(name: str, is_open: bool, half_open: bool = False) -> None:
     """Record what a check of breaker ``name`` saw (scripts that check it inline call this)."""
-    OPEN.labels(name).set(1 if is_open else 0)
+    OPEN.labels(name).set(1 if is_open or half_open else 0)
+    HALF_OPEN.labels(name).set(1 if half_open else 0)
 
 
-# KEYS: failures, open. ARGV: threshold, window ms, open ms. Returns 1 when this call opened it.
+# KEYS: failures, open, tripped, probe. ARGV: threshold, window ms, min open ms, max open ms.
+# Returns 1 when this call opened (or re-opened) the circuit. While open, late failures of
+# requests admitted before it opened change nothing; in half-open any failure re-opens it.
 _RECORD_FAILURE = """
 if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
-local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-if n >= tonumber(ARGV[1]) then
-  redis.call('SET', KEYS[2], '1', 'PX', ARGV[3])
-  redis.call('DEL', KEYS[1])
+local last = tonumber(redis.call('GET', KEYS[3]))
+local open_ms
+if last then
+  open_ms = math.min(last * 2, tonumber(ARGV[4]))
+else
+  local n = redis.call('INCR', KEYS[1])
+  if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+  if n < tonumber(ARGV[1]) then return 0 end
+  open_ms = tonumber(ARGV[3])
+end
+redis.call('SET', KEYS[2], '1', 'PX', open_ms)
+redis.call('SET', KEYS[3], open_ms, 'PX', open_ms + tonumber(ARGV[4]))
+redis.call('DEL', KEYS[1], KEYS[4])
+return 1
+"""
+
+# KEYS: failures, open, tripped, probe. ARGV: clear the failure count ('1'/'0').
+# Returns 1 when this success closed a half-open circuit. A success while still open is a
+# request admitted before it opened: it proves little, so it changes nothing.
+_RECORD_SUCCESS = """
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+  redis.call('DEL', KEYS[1], KEYS[3], KEYS[4])
   return 1
 end
+if ARGV[1] == '1' then redis.call('DEL', KEYS[1]) end
 return 0
 """
 
@@ -52,7 +91,8 @@ return 0
 @dataclass(frozen=True, slots=True)
 class BreakerState:
     open: bool
-    retry_after_seconds: float  # 0 when closed
+    retry_after_seconds: float  # 0 unless open
+    half_open: bool = False  # open period over, waiting for a probe's success
 
     @property
     def retry_after_header(self) -> str:
@@ -65,6 +105,16 @@ def open_key(name: str) -> str:
     return f"{name}:open"
 
 
+def tripped_key(name: str) -> str:
+    """The key that exists from opening until a probe closes it (half-open once ``open`` ends)."""
+    return f"{name}:tripped"
+
+
+def probe_key(name: str) -> str:
+    """The lease of the one probe in flight while half-open."""
+    return f"{name}:probe"
+
+
 class CircuitBreaker:
     def __init__(
         self,
@@ -74,45 +124,65 @@ class CircuitBreaker:
         failure_threshold: int = 5,
         window_seconds: float = 10.0,
         open_seconds: float = 30.0,
+        min_open_seconds: float | None = None,
     ) -> None:
-        if failure_threshold < 1 or window_seconds <= 0 or open_seconds <= 0:
-            raise ValueError("threshold, window and open time must be positive")
+        """``min_open_seconds`` (default: ``open_seconds``) is the first open period; each
+        failed probe doubles it up to ``open_seconds``."""
+        first = open_seconds if min_open_seconds is None else min_open_seconds
+        if failure_threshold < 1 or window_seconds <= 0 or not 0 < first <= open_seconds:
+            raise ValueError("threshold, window and open times must be positive, min <= max")
         self.redis = redis
         self.name = name
         self.failure_threshold = failure_threshold
         self.window_ms = int(window_seconds * 1000)
+        self.min_open_ms = max(1, int(first * 1000))
         self.open_ms = int(open_seconds * 1000)
         self.failures_key = f"{name}:failures"
         self.open_key = open_key(name)
+        self.tripped_key = tripped_key(name)
+        self.probe_key = probe_key(name)
+        self._keys = [self.failures_key, self.open_key, self.tripped_key, self.probe_key]
         self._record_failure = redis.register_script(_RECORD_FAILURE)
+        self._record_success = redis.register_script(_RECORD_SUCCESS)
 
     async def record_failure(self) -> bool:
-        """Count one failure; True if it is the one that opened the circuit."""
+        """Count one failure; True if it is the one that opened (or re-opened) the circuit."""
         opened = await self._record_failure(
-            keys=[self.failures_key, self.open_key],
-            args=[self.failure_threshold, self.window_ms, self.open_ms],
+            keys=self._keys,
+            args=[self.failure_threshold, self.window_ms, self.min_open_ms, self.open_ms],
         )
         if opened:
             observe(self.name, True)
         return bool(opened)
 
-    async def record_success(self) -> None:
-        await self.redis.delete(self.failures_key)
+    async def record_success(self, *, clear_failures: bool = True) -> bool:
+        """A success: closes a half-open circuit (True when it did). ``clear_failures=False``
+        keeps the closed circuit's count (failures need not be consecutive to trip it)."""
+        closed = await self._record_success(keys=self._keys, args=[int(clear_failures)])
+        if closed:
+            observe(self.name, False)
+        return bool(closed)
+
+    async def release_probe(self) -> None:
+        """The probe ended without a verdict (say a 4xx): let the next request probe now."""
+        await self.redis.delete(self.probe_key)
 
     async def state(self) -> BreakerState:
-        remaining_ms = await self.redis.pttl(self.open_key)
-        if remaining_ms is None or remaining_ms < 0:  # -2: no key (closed); -1: never (n/a)
-            observe(self.name, False)
-            return BreakerState(open=False, retry_after_seconds=0.0)
-        observe(self.name, True)
-        return BreakerState(open=True, retry_after_seconds=remaining_ms / 1000)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.pttl(self.open_key).exists(self.tripped_key)
+            remaining_ms, tripped = await pipe.execute()
+        if remaining_ms is not None and remaining_ms > 0:
+            observe(self.name, True)
+            return BreakerState(open=True, retry_after_seconds=remaining_ms / 1000)
+        observe(self.name, False, half_open=bool(tripped))
+        return BreakerState(open=False, retry_after_seconds=0.0, half_open=bool(tripped))
 
     async def is_open(self) -> bool:
         return (await self.state()).open
 
     async def reset(self) -> None:
         """Close the circuit now (operators, tests)."""
-        await self.redis.delete(self.failures_key, self.open_key)
+        await self.redis.delete(*self._keys)
 
 
 INFRASTRUCTURE_STATUSES = frozenset({502, 503, 504})
@@ -125,7 +195,11 @@ class FailureReporter:
     match (services answer 503 only when a dependency is down, timed out or saturated, see
     ``payplane_core.dberrors``), or an escaping exception classified as infrastructure. A 500
     is a bug that one merchant's input may be able to trigger, so it never opens the shared
-    circuit (it is logged and alerted on instead). Reporting never changes the response: if
+    circuit (it is logged and alerted on instead). Every other outcome is reported too, since
+    the gateway lets one probe through while half-open: a success (< 400) closes the circuit,
+    and a refused input or a bug (no verdict on the dependency) frees the probe lease so one
+    merchant's bad requests cannot hold the circuit half-open. Reporting never changes the
+    response: if
     Redis itself is unreachable the failure is logged and dropped, bounded by
     ``timeout_seconds``.
     """
@@ -163,20 +237,32 @@ class FailureReporter:
         try:
             await self.app(scope, receive, watch)
         except Exception as exc:
-            if classify(exc) == Fault.INFRASTRUCTURE:
-                await self._report()
+            infrastructure = classify(exc) == Fault.INFRASTRUCTURE
+            await self._report(self._failed if infrastructure else self.breaker.release_probe)
             raise
         if status in INFRASTRUCTURE_STATUSES:
-            await self._report()
+            await self._report(self._failed)
+        elif status < 400:
+            await self._report(self._succeeded)
+        else:  # refused input or a bug: no verdict on the dependency, free the probe lease
+            await self._report(self.breaker.release_probe)
 
-    async def _report(self) -> None:
+    async def _failed(self) -> None:
+        if await self.breaker.record_failure():
+            log.warning("circuit opened", extra={"breaker": self.breaker.name})
+
+    async def _succeeded(self) -> None:
+        # Not clear_failures: failures with successes in between (flapping) must still trip.
+        if await self.breaker.record_success(clear_failures=False):
+            log.info("circuit closed by a probe", extra={"breaker": self.breaker.name})
+
+    async def _report(self, outcome: Callable[[], Awaitable[None]]) -> None:
         try:
             async with asyncio.timeout(self.timeout_seconds):
-                if await self.breaker.record_failure():
-                    log.warning("circuit opened", extra={"breaker": self.breaker.name})
+                await outcome()
         except Exception as exc:  # noqa: BLE001 - never let reporting break the response
             log.warning(
-                "could not record a failure",
+                "could not report to the breaker",
                 extra={"breaker": self.breaker.name, "error": repr(exc)},
             )
 
@@ -191,6 +277,7 @@ def report_failures_into_breaker(
     failure_threshold: int = 5,
     window_seconds: float = 10.0,
     open_seconds: float = 30.0,
+    min_open_seconds: float | None = None,
 ) -> CircuitBreaker:
     """Make ``app`` count its own infrastructure failures on ``methods path`` into ``name``."""
     redis = Redis.from_url(redis_url, socket_timeout=0.25, socket_connect_timeout=0.25)
@@ -200,6 +287,7 @@ def report_failures_into_breaker(
         failure_threshold=failure_threshold,
         window_seconds=window_seconds,
         open_seconds=open_seconds,
+        min_open_seconds=min_open_seconds,
     )
     app.add_middleware(FailureReporter, breaker=breaker, methods=frozenset(methods), path=path)
     return breaker

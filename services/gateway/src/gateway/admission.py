@@ -1,7 +1,8 @@
 """Everything the gateway decides in Redis, in ONE atomic script (one round trip):
 
-1. the payments circuit breaker (``<name>:open`` from ``payplane_core.breaker``) for payment
-   creation: fail fast while it is open;
+1. the payments circuit breaker (``payplane_core.breaker``) for payment creation: fail fast
+   while it is open; once half-open, admit ONE probe at a time (the probe key is a lease, so a
+   probe whose outcome payments never reports is retried when it ends) and refuse the rest;
 2. the nonce: refused if already used by this key;
 3. the merchant's token bucket (``requests_per_second`` refill, ``burst`` capacity), on the
    Redis server's clock so every gateway replica agrees;
@@ -17,38 +18,49 @@ concurrent requests can both take the last token or the last unit of quota.
 from dataclasses import dataclass
 from enum import IntEnum
 
-from payplane_core.breaker import observe, open_key
+from payplane_core.breaker import observe, open_key, probe_key, tripped_key
 from payplane_core.usage import current_period, quota_counter_key, seconds_until_next_period
 from redis.asyncio import Redis
 
-# KEYS: breaker-open, nonce, bucket, quota
+# KEYS: breaker-open, breaker-tripped, breaker-probe, nonce, bucket, quota
 # ARGV: check_breaker, check_nonce, nonce_ttl_ms, rate, burst, count_quota, quota_limit,
-#       quota_ttl_s, quota_retry_s
+#       quota_ttl_s, quota_retry_s, probe_lease_ms
+# Returns {verdict, retry_ms, breaker_state}; breaker_state 0 closed, 1 open, 2 half-open.
 _ADMIT = """
+local probe = false
 if ARGV[1] == '1' then
   local open_ms = redis.call('PTTL', KEYS[1])
-  if open_ms > 0 then return {1, open_ms} end
+  if open_ms > 0 then return {1, open_ms, 1} end
+  if redis.call('EXISTS', KEYS[2]) == 1 then
+    local lease_ms = redis.call('PTTL', KEYS[3])
+    if lease_ms > 0 then return {1, lease_ms, 2} end
+    probe = true
+  end
 end
-if ARGV[2] == '1' and redis.call('EXISTS', KEYS[2]) == 1 then return {2, 0} end
+if ARGV[2] == '1' and redis.call('EXISTS', KEYS[4]) == 1 then return {2, 0, 0} end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local rate = tonumber(ARGV[4])
 local burst = tonumber(ARGV[5])
-local bucket = redis.call('HMGET', KEYS[3], 'tokens', 'ts')
+local bucket = redis.call('HMGET', KEYS[5], 'tokens', 'ts')
 local tokens = tonumber(bucket[1])
 local ts = tonumber(bucket[2])
 if tokens == nil or ts == nil then tokens = burst; ts = now end
 tokens = math.min(burst, tokens + math.max(0, now - ts) * rate / 1000)
-if tokens < 1 then return {3, math.ceil((1 - tokens) * 1000 / rate)} end
+if tokens < 1 then return {3, math.ceil((1 - tokens) * 1000 / rate), 0} end
 if ARGV[6] == '1' then
-  local used = tonumber(redis.call('GET', KEYS[4]) or '0')
-  if used >= tonumber(ARGV[7]) then return {4, tonumber(ARGV[9]) * 1000} end
-  if redis.call('INCR', KEYS[4]) == 1 then redis.call('EXPIRE', KEYS[4], ARGV[8]) end
+  local used = tonumber(redis.call('GET', KEYS[6]) or '0')
+  if used >= tonumber(ARGV[7]) then return {4, tonumber(ARGV[9]) * 1000, 0} end
+  if redis.call('INCR', KEYS[6]) == 1 then redis.call('EXPIRE', KEYS[6], ARGV[8]) end
 end
-redis.call('HSET', KEYS[3], 'tokens', string.format('%.6f', tokens - 1), 'ts', now)
-redis.call('PEXPIRE', KEYS[3], math.ceil(burst * 1000 / rate) + 1000)
-if ARGV[2] == '1' then redis.call('SET', KEYS[2], '1', 'PX', ARGV[3]) end
-return {0, 0}
+redis.call('HSET', KEYS[5], 'tokens', string.format('%.6f', tokens - 1), 'ts', now)
+redis.call('PEXPIRE', KEYS[5], math.ceil(burst * 1000 / rate) + 1000)
+if ARGV[2] == '1' then redis.call('SET', KEYS[4], '1', 'PX', ARGV[3]) end
+if probe then
+  redis.call('SET', KEYS[3], '1', 'PX', ARGV[10])
+  return {0, 0, 2}
+end
+return {0, 0, 0}
 """
 
 QUOTA_KEEP_SECONDS = 40 * 86400  # a month's counter outlives the month (usage reports)
@@ -69,11 +81,23 @@ class Admission:
 
 
 class Admitter:
-    def __init__(self, redis: Redis, *, breaker_name: str, nonce_ttl_seconds: int) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        breaker_name: str,
+        nonce_ttl_seconds: int,
+        probe_lease_seconds: float = 5.0,
+    ) -> None:
         self._script = redis.register_script(_ADMIT)
         self.breaker_name = breaker_name
-        self.breaker_key = open_key(breaker_name)
+        self.breaker_keys = [
+            open_key(breaker_name),
+            tripped_key(breaker_name),
+            probe_key(breaker_name),
+        ]
         self.nonce_ttl_ms = nonce_ttl_seconds * 1000
+        self.probe_lease_ms = max(1, int(probe_lease_seconds * 1000))
 
     async def admit(
         self,
@@ -88,7 +112,7 @@ class Admitter:
     ) -> Admission:
         period = current_period()
         keys = [
-            self.breaker_key,
+            *self.breaker_keys,
             f"gw:nonce:{key_id}:{nonce}" if nonce else f"gw:nonce:{key_id}:-",
             f"gw:bucket:{merchant_id}",
             quota_counter_key(merchant_id, period),
@@ -103,8 +127,9 @@ class Admitter:
             payments_per_month,
             QUOTA_KEEP_SECONDS,
             seconds_until_next_period(),
+            self.probe_lease_ms,
         ]
-        verdict, retry_ms = await self._script(keys=keys, args=args)
+        verdict, retry_ms, breaker = await self._script(keys=keys, args=args)
         if payment_creation:  # the script checked the breaker first
-            observe(self.breaker_name, int(verdict) == Verdict.CIRCUIT_OPEN)
+            observe(self.breaker_name, int(breaker) == 1, half_open=int(breaker) == 2)
         return Admission(Verdict(int(verdict)), int(retry_ms) / 1000)

@@ -52,6 +52,7 @@ def create_app(
                 redis,
                 breaker_name=settings.PAYMENTS_BREAKER,
                 nonce_ttl_seconds=2 * settings.SIGNATURE_MAX_SKEW_SECONDS,
+                probe_lease_seconds=settings.PAYMENTS_BREAKER_PROBE_LEASE_SECONDS,
             ),
         )
         yield

@@ -126,5 +126,6 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
             failure_threshold=settings.BREAKER_FAILURE_THRESHOLD,
             window_seconds=settings.BREAKER_WINDOW_SECONDS,
             open_seconds=settings.BREAKER_OPEN_SECONDS,
+            min_open_seconds=min(settings.BREAKER_MIN_OPEN_SECONDS, settings.BREAKER_OPEN_SECONDS),
         )
     return app

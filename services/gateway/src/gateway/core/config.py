@@ -24,6 +24,9 @@ class Settings(ServiceSettings):
     PUBLIC_SCHEME: str = "http"
     # The breaker the payments service trips with its own failures; the gateway only reads it.
     PAYMENTS_BREAKER: str = "cb:payments"
+    # Half-open, one probe at a time is let through; a probe whose outcome payments never
+    # reports (lost, crashed) frees its slot after this long. Longer than a payment creation.
+    PAYMENTS_BREAKER_PROBE_LEASE_SECONDS: float = Field(default=5.0, gt=0)
 
     @classmethod
     def secret_fields(cls) -> list[str]:
