@@ -26,14 +26,35 @@ SAMPLE_SECONDS = max(5, SECONDS // 20)
 DRAIN_SECONDS = 120
 
 
+def descendants(pid: int) -> list[int]:
+    """``pid`` and every process under it (Envoy runs under the shell that waits for it)."""
+    found, queue = [], [pid]
+    while queue:
+        current = queue.pop()
+        found.append(current)
+        try:
+            for task in os.listdir(f"/proc/{current}/task"):
+                children = Path(f"/proc/{current}/task/{task}/children").read_text().split()
+                queue.extend(int(child) for child in children)
+        except OSError:
+            continue
+    return found
+
+
 def footprint(pid: int) -> tuple[float, int] | None:
-    """(resident MiB, open fds) of a live process, None once it is gone."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-        fds = len(os.listdir(f"/proc/{pid}/fd"))
-    except OSError:
-        return None
-    kib = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS"))
+    """(resident MiB, open fds) of a live process and its descendants, None once it is gone."""
+    kib = fds = 0
+    for member in descendants(pid):
+        try:
+            status = Path(f"/proc/{member}/status").read_text()
+            fds += len(os.listdir(f"/proc/{member}/fd"))
+        except OSError:
+            if member == pid:
+                return None
+            continue
+        kib += next(
+            (int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS")), 0
+        )
     return kib / 1024, fds
 
 
