@@ -105,7 +105,11 @@ async def test_a_half_open_circuit_nobody_probes_closes_after_open_seconds(break
 async def test_failures_outside_the_window_do_not_add_up(breaker):
     await breaker.record_failure()
     await breaker.record_failure()
-    await asyncio.sleep(0.55)  # the window is a Redis TTL
+
+    async def window_over() -> bool:  # the window is the failure count's Redis TTL
+        return not await breaker.redis.exists(breaker.failures_key)
+
+    await wait_until(window_over, within=2, what="the failure window ended")
     assert not await breaker.record_failure()
     assert not await breaker.is_open()
 
