@@ -10,11 +10,23 @@ import sys
 import time
 from asyncio.subprocess import PIPE
 
+import pytest
 from providers.lease import ROUTING_LOCK_SECONDS, Held, payment_lock
+from redis.asyncio import Redis
 
 from tests.providers.conftest import REDIS_URL
 
 SHORT = 1.0  # seconds: each test's lock time (a loaded event loop may stall for a few tenths)
+
+
+@pytest.fixture
+async def redis():
+    """Its own client, every command bounded: once in CI a lock test waited 120 s on the
+    package's shared client (not reproduced since); a stuck read now fails or is retried in
+    seconds instead."""
+    client = Redis.from_url(REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+    yield client
+    await client.aclose()
 
 
 async def held_by_someone(redis, payment_id: str) -> bool:
