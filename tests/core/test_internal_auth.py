@@ -7,6 +7,7 @@ import pytest
 from payplane_core.internal_auth import (
     BODY_DIGEST,
     NONCE,
+    PROBE,
     SIGNATURE,
     TIMESTAMP,
     InternalAuthError,
@@ -124,6 +125,20 @@ def test_tampering_is_refused(mutate, reason):
     mutate(headers)
     with pytest.raises(InternalAuthError, match=reason):
         check(headers)
+
+
+def test_the_breaker_probe_mark_is_signed_and_cannot_be_added_or_stripped():
+    plain, probe = sign(merchant_id="mer_1"), sign(merchant_id="mer_1", probe=True)
+    assert PROBE not in plain and probe[PROBE] == "1"
+    assert not check(plain).probe and check(probe).probe
+    forged = plain | {PROBE: "1"}  # a mark added to a genuine unmarked request
+    with pytest.raises(InternalAuthError, match="invalid internal signature"):
+        check(forged)
+    stripped = {k: v for k, v in probe.items() if k != PROBE}
+    with pytest.raises(InternalAuthError, match="invalid internal signature"):
+        check(stripped)
+    with pytest.raises(InternalAuthError, match="invalid internal signature"):
+        check(probe | {PROBE: "0"})
 
 
 @pytest.mark.parametrize(

@@ -5,8 +5,16 @@ does not exist); input one merchant controls never counts."""
 import httpx
 from payments.core.config import Settings as PaymentsSettings
 from payments.main import create_app as create_payments
+from payplane_core.breaker import CircuitBreaker
+from payplane_core.internal_auth import (
+    IDENTITY_STATE,
+    PROBE,
+    InternalIdentity,
+    parse_caller_keys,
+    verify,
+)
 
-from tests.support.internal import GatewayAuth, internal
+from tests.support.internal import CALLER_KEYS, GatewayAuth, internal
 from tests.support.merchants import REDIS_URL
 from tests.support.pipeline import wait_until
 from tests.support.signing import ask_gateway, signed_request
@@ -55,7 +63,7 @@ async def test_payment_failures_open_the_breaker_the_gateway_reads(gw, creds, br
 async def test_client_caused_errors_and_bugs_never_open_the_breaker(creds, breaker):
     """NUL bytes, lone surrogates, duplicated fields (4xx) and even a bug's 500 leave the
     shared circuit closed: only infrastructure failures may stop every merchant."""
-    from payplane_core.breaker import CircuitBreaker, FailureReporter
+    from payplane_core.breaker import FailureReporter
     from starlette.applications import Starlette
     from starlette.routing import Route
 
@@ -81,14 +89,18 @@ async def test_client_caused_errors_and_bugs_never_open_the_breaker(creds, break
 async def test_payments_reports_the_probes_outcome(breaker):
     """Half-open, payments' answer to the probe decides: a 503 re-opens the circuit, a refused
     input frees the probe lease (no verdict on the database), a success closes it."""
-    from payplane_core.breaker import CircuitBreaker, FailureReporter
+    from payplane_core.breaker import FailureReporter
     from starlette.applications import Starlette
     from starlette.responses import Response
     from starlette.routing import Route
 
     answer = {"status": 503}
+    marked = InternalIdentity("gateway", "mer_1", "key_1", frozenset(), "req-1", probe=True)
 
     async def create(request):
+        # What the services' signature check stores for a verified request the gateway marked
+        # (tests/payments/test_breaker_report.py goes through the real check).
+        setattr(request.state, IDENTITY_STATE, marked)
         return Response(status_code=answer["status"])
 
     app = Starlette(routes=[Route("/api/v1/payments", create, methods=["POST"])])
@@ -120,3 +132,47 @@ async def test_payments_reports_the_probes_outcome(breaker):
         await probe(201)
         state = await probed.state()
         assert not state.open and not state.half_open
+
+
+async def test_the_gateway_marks_the_probe_it_admits_under_its_signature(gw, creds, breaker):
+    """Half-open, the one create the gateway lets through carries the signed probe mark; the
+    ones refused meanwhile, and every create once closed, carry none."""
+    probed = CircuitBreaker(
+        breaker.redis, breaker.name, failure_threshold=1, open_seconds=30, min_open_seconds=0.1
+    )
+    assert await probed.record_failure()
+
+    async def half_open() -> bool:
+        return (await probed.state()).half_open
+
+    await wait_until(half_open, within=2, what="half-open")
+    body = {"amount": 100, "currency": "EUR"}
+
+    async def decide():
+        post = signed_request(
+            "POST",
+            "/api/v1/payments",
+            api_key=creds["api_key"],
+            key_id=creds["api_key_id"],
+            secret=creds["signing_secret"],
+            body=body,
+        )
+        return post, await ask_gateway(gw, post)
+
+    post, probe = await decide()
+    assert probe.status_code == 200 and probe.headers[PROBE] == "1"
+    identity = verify(
+        parse_caller_keys(CALLER_KEYS),
+        probe.headers,
+        method="POST",
+        path="/api/v1/payments",
+        body=post.body,
+        audience="payments",
+        max_age_seconds=30,
+    )
+    assert identity.probe and identity.merchant_id == creds["merchant_id"]
+    _, refused = await decide()
+    assert refused.status_code == 503 and PROBE not in refused.headers
+    assert await probed.record_success(clear_failures=False)  # payments: the probe succeeded
+    _, closed = await decide()
+    assert closed.status_code == 200 and PROBE not in closed.headers

@@ -77,6 +77,7 @@ async def test_exactly_one_probe_under_concurrent_asks(redis, probing):
     answers = await asyncio.gather(*(ask(admitters[i % 4]) for i in range(40)))
     verdicts = [a.verdict for a in answers]
     assert verdicts.count(Verdict.ALLOWED) == 1
+    assert [a.probe for a in answers] == [a.verdict is Verdict.ALLOWED for a in answers]
     assert verdicts.count(Verdict.CIRCUIT_OPEN) == 39
     assert all(
         0 < a.retry_after_seconds <= LEASE for a in answers if a.verdict is Verdict.CIRCUIT_OPEN
@@ -97,7 +98,7 @@ async def test_probe_success_closes_and_failure_reopens(redis, probing):
     await wait_until(probe_admitted, within=2, what="the next probe")
     assert await probing.record_success(clear_failures=False)  # ... succeeded: closed
     answers = await asyncio.gather(*(ask(admitter) for _ in range(10)))
-    assert all(a.verdict is Verdict.ALLOWED for a in answers)
+    assert all(a.verdict is Verdict.ALLOWED and not a.probe for a in answers)
 
 
 async def test_a_lost_probe_is_retried_after_its_lease(redis, probing):

@@ -56,6 +56,7 @@ class GatewayAuth(httpx.Auth):
         key_id: str = "key_test",
         key: str | None = None,
         now: float | None = None,
+        probe: bool = False,
     ) -> None:
         self.key = load_private_key(key or KEYS[caller])
         self.audience = audience
@@ -64,6 +65,7 @@ class GatewayAuth(httpx.Auth):
         self.caller = caller
         self.key_id = key_id
         self.now = now
+        self.probe = probe
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         request.headers.update(
@@ -78,6 +80,7 @@ class GatewayAuth(httpx.Auth):
                 merchant_id=self.merchant_id,
                 key_id=self.key_id,
                 scopes=self.scopes,
+                probe=self.probe,
                 now=self.now,
             )
         )

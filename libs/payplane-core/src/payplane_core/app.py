@@ -9,7 +9,13 @@ from fastapi.responses import JSONResponse
 from prometheus_client import REGISTRY
 from prometheus_client.exposition import choose_encoder
 
-from payplane_core.internal_auth import InternalAuthError, InternalIdentity, NonceCache, verify
+from payplane_core.internal_auth import (
+    IDENTITY_STATE,
+    InternalAuthError,
+    InternalIdentity,
+    NonceCache,
+    verify,
+)
 from payplane_core.logging import configure_logging
 from payplane_core.middleware import RequestContextMiddleware
 from payplane_core.problems import (
@@ -34,7 +40,7 @@ def request_target(request: Request) -> str:
 async def internal_identity(request: Request) -> InternalIdentity:
     settings: ServiceSettings = request.app.state.settings
     try:
-        return verify(
+        identity = verify(
             request.app.state.internal_keys,
             request.headers,
             method=request.method,
@@ -51,6 +57,9 @@ async def internal_identity(request: Request) -> InternalIdentity:
             f"Direct access is not allowed: {exc.reason}.",
             title="Unauthorized",
         ) from None
+    # Middleware outside the routes (the breaker's FailureReporter) trusts only this copy.
+    setattr(request.state, IDENTITY_STATE, identity)
+    return identity
 
 
 def require_caller(*callers: str) -> Callable[[InternalIdentity], Awaitable[InternalIdentity]]:

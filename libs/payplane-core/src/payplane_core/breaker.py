@@ -11,8 +11,9 @@ ejection), for a breaker named ``cb:payments``:
 - **half-open**: the open key has expired but ``cb:payments:tripped`` (the last open period,
   kept for the backoff) still exists. Callers that admit traffic (the gateway's admission
   script) let ONE probe through at a time by setting ``cb:payments:probe`` with a lease TTL, so
-  a probe whose outcome is never reported is retried once the lease ends. A success closes the
-  circuit; a failure re-opens it with the doubled period.
+  a probe whose outcome is never reported is retried once the lease ends. The gateway marks
+  that request as the probe (a header under its internal signature, ``internal_auth.PROBE``);
+  the probe's success closes the circuit; a failure re-opens it with the doubled period.
 
 If nothing probes for ``open_seconds`` after the open period, ``tripped`` expires and the
 circuit is closed again (no traffic, no harm). Failures are counted with or without successes
@@ -30,6 +31,7 @@ from prometheus_client import Gauge
 from redis.asyncio import Redis
 
 from payplane_core.dberrors import Fault, classify
+from payplane_core.internal_auth import verified_identity
 from payplane_core.problems import retry_after
 
 log = logging.getLogger(__name__)
@@ -193,15 +195,19 @@ class FailureReporter:
 
     Only infrastructure failures count: a 502, 503 or 504 on a request whose method and path
     match (services answer 503 only when a dependency is down, timed out or saturated, see
-    ``payplane_core.dberrors``), or an escaping exception classified as infrastructure. A 500
-    is a bug that one merchant's input may be able to trigger, so it never opens the shared
-    circuit (it is logged and alerted on instead). Every other outcome is reported too, since
-    the gateway lets one probe through while half-open: a success (< 400) closes the circuit,
-    and a refused input or a bug (no verdict on the dependency) frees the probe lease so one
-    merchant's bad requests cannot hold the circuit half-open. Reporting never changes the
-    response: if
-    Redis itself is unreachable the failure is logged and dropped, bounded by
-    ``timeout_seconds``.
+    ``payplane_core.dberrors``), or an escaping exception classified as infrastructure. They are
+    reported for every request, since they are what opens the circuit. A 500 is a bug that one
+    merchant's input may be able to trigger, so it never opens the shared circuit (it is logged
+    and alerted on instead).
+
+    Any other outcome is reported only for the probe: the request the gateway admitted while
+    half-open and marked in its signed headers (``InternalIdentity.probe``, as verified by the
+    route's signature check; an unsigned or forged mark is refused there, never seen here). Its
+    success (< 400) closes the circuit; a refused input or a bug (no verdict on the dependency)
+    frees the probe lease so one merchant's bad requests cannot hold the circuit half-open. Any
+    other request's success or refusal says nothing the breaker needs, so it costs no Redis
+    call. Reporting never changes the response: if Redis itself is unreachable the failure is
+    logged and dropped, bounded by ``timeout_seconds``.
     """
 
     def __init__(
@@ -238,14 +244,15 @@ class FailureReporter:
             await self.app(scope, receive, watch)
         except Exception as exc:
             infrastructure = classify(exc) == Fault.INFRASTRUCTURE
-            await self._report(self._failed if infrastructure else self.breaker.release_probe)
+            await self._report(scope, failed=infrastructure, succeeded=False)
             raise
-        if status in INFRASTRUCTURE_STATUSES:
-            await self._report(self._failed)
-        elif status < 400:
-            await self._report(self._succeeded)
-        else:  # refused input or a bug: no verdict on the dependency, free the probe lease
-            await self._report(self.breaker.release_probe)
+        await self._report(scope, failed=status in INFRASTRUCTURE_STATUSES, succeeded=status < 400)
+
+    async def _report(self, scope, *, failed: bool, succeeded: bool) -> None:
+        if failed:
+            await self._bounded(self._failed)
+        elif _is_probe(scope):  # only the probe's verdict carries information
+            await self._bounded(self._succeeded if succeeded else self.breaker.release_probe)
 
     async def _failed(self) -> None:
         if await self.breaker.record_failure():
@@ -256,7 +263,7 @@ class FailureReporter:
         if await self.breaker.record_success(clear_failures=False):
             log.info("circuit closed by a probe", extra={"breaker": self.breaker.name})
 
-    async def _report(self, outcome: Callable[[], Awaitable[None]]) -> None:
+    async def _bounded(self, outcome: Callable[[], Awaitable[None]]) -> None:
         try:
             async with asyncio.timeout(self.timeout_seconds):
                 await outcome()
@@ -265,6 +272,11 @@ class FailureReporter:
                 "could not report to the breaker",
                 extra={"breaker": self.breaker.name, "error": repr(exc)},
             )
+
+
+def _is_probe(scope) -> bool:
+    identity = verified_identity(scope)
+    return identity is not None and identity.probe
 
 
 def report_failures_into_breaker(

@@ -8,6 +8,11 @@ act as anyone but the notifier. The signed fields are method, path with query, c
 SHA-256 digest of the body: a captured request is refused by any other service, with another
 body, after ``max_age_seconds`` or a second time within it (``NonceCache``, per process).
 
+The gateway also marks the one request it admits as the half-open circuit's probe
+(``x-payplane-breaker-probe: 1``, see ``payplane_core.breaker``). The mark is signed when present
+and only then, so a request without it signs exactly as before (older verifiers still accept
+it), while adding the mark to a signed request, or stripping it, breaks the signature.
+
 Keys are 32 raw bytes in unpadded base64url (``generate_key`` / ``public_key``).
 """
 
@@ -31,6 +36,7 @@ TIMESTAMP = "x-payplane-timestamp"
 NONCE = "x-payplane-nonce"
 BODY_DIGEST = "x-payplane-body-sha256"
 SIGNATURE = "x-payplane-signature"
+PROBE = "x-payplane-breaker-probe"  # "1": the gateway admitted this request as the probe
 REQUEST_ID = "x-request-id"
 
 # Every header a client must never be able to set itself (the ingress strips them all).
@@ -44,7 +50,10 @@ INTERNAL_HEADERS = (
     NONCE,
     BODY_DIGEST,
     SIGNATURE,
+    PROBE,
 )
+# request.state attribute (scope["state"] key) holding the verified InternalIdentity.
+IDENTITY_STATE = "internal_identity"
 
 _VERSION = "payplane-internal-v2"
 
@@ -64,6 +73,13 @@ class InternalIdentity:
     key_id: str
     scopes: frozenset[str]
     request_id: str
+    probe: bool = False  # the gateway admitted it as the half-open breaker's probe
+
+
+def verified_identity(scope: Mapping) -> InternalIdentity | None:
+    """The identity the signature check stored for this ASGI request (None if it did not run
+    or failed): for middleware that must trust only what was signed."""
+    return scope.get("state", {}).get(IDENTITY_STATE)
 
 
 def _b64(raw: bytes) -> str:
@@ -128,9 +144,11 @@ def signed_headers(
     merchant_id: str = "",
     key_id: str = "",
     scopes: Sequence[str] = (),
+    probe: bool = False,
     now: float | None = None,
 ) -> dict[str, str]:
-    """Headers to add to an internal request to ``audience``. ``path`` includes the query."""
+    """Headers to add to an internal request to ``audience``. ``path`` includes the query;
+    ``probe`` marks the request the gateway admitted as the half-open breaker's probe."""
     headers = {
         CALLER: caller,
         AUDIENCE: audience,
@@ -142,6 +160,8 @@ def signed_headers(
         NONCE: secrets.token_urlsafe(12),
         BODY_DIGEST: body_digest(body),
     }
+    if probe:
+        headers[PROBE] = "1"
     headers[SIGNATURE] = _b64(key.sign(_message(_fields(method, path, headers))))
     return headers
 
@@ -149,7 +169,10 @@ def signed_headers(
 def _fields(method: str, path: str, headers: Mapping[str, str]) -> tuple[str, ...]:
     signed = (CALLER, AUDIENCE, MERCHANT_ID, KEY_ID, SCOPES, REQUEST_ID, TIMESTAMP, NONCE)
     digest = headers.get(BODY_DIGEST, "")
-    return (method.upper(), path, *(headers.get(h, "") for h in signed), digest)
+    fields = (method.upper(), path, *(headers.get(h, "") for h in signed), digest)
+    # Signed only when present: unmarked requests keep the message they always had.
+    probe = headers.get(PROBE)
+    return fields if probe is None else (*fields, probe)
 
 
 class NonceCache:
@@ -215,6 +238,7 @@ def verify(
         key_id=headers.get(KEY_ID, ""),
         scopes=frozenset(s for s in headers.get(SCOPES, "").split(",") if s),
         request_id=headers.get(REQUEST_ID, ""),
+        probe=headers.get(PROBE) == "1",
     )
 
 

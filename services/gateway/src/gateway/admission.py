@@ -3,6 +3,7 @@
 1. the payments circuit breaker (``payplane_core.breaker``) for payment creation: fail fast
    while it is open; once half-open, admit ONE probe at a time (the probe key is a lease, so a
    probe whose outcome payments never reports is retried when it ends) and refuse the rest;
+   ``Admission.probe`` tells the caller, which marks that request for payments (signed);
 2. the nonce: refused if already used by this key;
 3. the merchant's token bucket (``requests_per_second`` refill, ``burst`` capacity), on the
    Redis server's clock so every gateway replica agrees;
@@ -78,6 +79,7 @@ class Verdict(IntEnum):
 class Admission:
     verdict: Verdict
     retry_after_seconds: float
+    probe: bool = False  # admitted as the half-open breaker's one probe
 
 
 class Admitter:
@@ -130,6 +132,9 @@ class Admitter:
             self.probe_lease_ms,
         ]
         verdict, retry_ms, breaker = await self._script(keys=keys, args=args)
+        half_open = int(breaker) == 2
         if payment_creation:  # the script checked the breaker first
-            observe(self.breaker_name, int(breaker) == 1, half_open=int(breaker) == 2)
-        return Admission(Verdict(int(verdict)), int(retry_ms) / 1000)
+            observe(self.breaker_name, int(breaker) == 1, half_open=half_open)
+        admitted = Verdict(int(verdict))
+        probe = half_open and admitted is Verdict.ALLOWED  # the script took the probe lease
+        return Admission(admitted, int(retry_ms) / 1000, probe=probe)

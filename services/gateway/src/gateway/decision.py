@@ -2,7 +2,8 @@
 
 Order (cheapest refusal first, nothing consumed before the request is proven genuine):
 route -> bearer key (Redis cache, merchants on a miss) -> scope by method -> RFC 9421 signature
-on writes -> one Redis script for breaker, nonce, rate limit and quota -> internal signature.
+on writes -> one Redis script for breaker, nonce, rate limit and quota -> internal signature
+(which also marks the half-open breaker's one probe, so payments reports only its outcome).
 
 Redis round trips per request with a warm key cache: 2 (GET the key entry, EVALSHA the
 admission script), reads and signed writes alike. A cache miss adds one call to the merchants
@@ -27,7 +28,7 @@ from redis.exceptions import RedisError
 from starlette.datastructures import Headers
 
 from gateway import keys, signatures
-from gateway.admission import Admitter, Verdict
+from gateway.admission import Admission, Admitter, Verdict
 from gateway.core.config import Settings
 from gateway.denials import Denied, unavailable
 
@@ -101,7 +102,7 @@ async def authorize(
     write = call.method not in READ_METHODS
     _require_scope(record, write=write)
     nonce = _verified_nonce(gate, call, record) if write else None
-    await _admit(gate, call, record, nonce=nonce)
+    admission = await _admit(gate, call, record, nonce=nonce)
     return _allow(
         gate,
         call,
@@ -109,6 +110,7 @@ async def authorize(
         merchant_id=record.merchant_id,
         key_id=record.key_id,
         scopes=tuple(sorted(record.scopes)),
+        probe=admission.probe,
     )
 
 
@@ -173,7 +175,9 @@ def _verified_nonce(gate: Gate, call: Call, record: keys.KeyRecord) -> str:
     return verified.nonce
 
 
-async def _admit(gate: Gate, call: Call, record: keys.KeyRecord, *, nonce: str | None) -> None:
+async def _admit(
+    gate: Gate, call: Call, record: keys.KeyRecord, *, nonce: str | None
+) -> Admission:
     """Breaker, nonce, rate limit and quota in one Redis script."""
     try:
         admission = await gate.admitter.admit(
@@ -188,6 +192,7 @@ async def _admit(gate: Gate, call: Call, record: keys.KeyRecord, *, nonce: str |
     except RedisError:
         raise unavailable("Redis") from None
     _raise_unless_admitted(admission.verdict, admission.retry_after_seconds)
+    return admission
 
 
 def _allow(
@@ -198,6 +203,7 @@ def _allow(
     merchant_id: str,
     key_id: str,
     scopes: tuple[str, ...],
+    probe: bool = False,
 ) -> Allowed:
     headers = signed_headers(
         gate.signing_key,
@@ -210,6 +216,7 @@ def _allow(
         merchant_id=merchant_id,
         key_id=key_id,
         scopes=scopes,
+        probe=probe,
     )
     return Allowed(merchant_id=merchant_id, key_id=key_id, scopes=scopes, headers=headers)
 
