@@ -10,11 +10,12 @@ import aiohttp
 import pytest
 import requests
 from payplane_cli import ingress as local_ingress
-from payplane_core.internal_auth import INTERNAL_HEADERS
+from payplane_core.internal_auth import INTERNAL_HEADERS, PROBE
 from payplane_ingress.files import write_dynamic
 from payplane_ingress.model import Route, Upstream
 
 from tests.support.platform import Client, new_merchant
+from tests.support.redis_monitor import monitored
 
 PROBLEM = "application/problem+json"
 SECURITY = {
@@ -22,7 +23,11 @@ SECURITY = {
     "x-frame-options": "DENY",
     "referrer-policy": "no-referrer",
 }
-SPOOFED = {name: "spoofed" for name in INTERNAL_HEADERS} | {"x-payplane-merchant-id": "mer_victim"}
+# Each spoofed with a value that would matter if it got through: another merchant, the probe mark.
+SPOOFED = {name: "spoofed" for name in INTERNAL_HEADERS} | {
+    "x-payplane-merchant-id": "mer_victim",
+    PROBE: "1",
+}
 
 
 def assert_problem(response, status: int, reason: str | None = None) -> dict:
@@ -102,10 +107,17 @@ def test_forged_replayed_and_tampered_requests_are_refused(client, merchant):
     assert_problem(client.send(tampered), 403)
 
 
-def test_spoofed_internal_headers_are_ignored(client, merchant):
-    created = client.post("/api/v1/payments", {"amount": 5, "currency": "EUR"}, headers=SPOOFED)
-    assert created.status_code == 201, created.text
-    assert created.json()["merchant_id"] == merchant.merchant_id
+async def test_spoofed_internal_headers_are_ignored(stack, client, merchant):
+    async with monitored(stack.redis_url) as seen:
+        created = client.post("/api/v1/payments", {"amount": 5, "currency": "EUR"}, headers=SPOOFED)
+        assert created.status_code == 201, created.text
+        assert created.json()["merchant_id"] == merchant.merchant_id
+        # Payments reports after answering: give an honoured mark time to show.
+        await asyncio.sleep(0.5)
+        breaker = await seen("cb:payments")
+    # The gateway's admission reads the breaker; payments, had it taken the spoofed probe mark
+    # as genuine, would have run the success script (it alone names the failures key).
+    assert breaker and not [c for c in breaker if "cb:payments:failures" in c], breaker
 
 
 def test_direct_calls_to_services_are_401(stack):
