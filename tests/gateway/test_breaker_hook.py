@@ -6,18 +6,12 @@ import httpx
 from payments.core.config import Settings as PaymentsSettings
 from payments.main import create_app as create_payments
 from payplane_core.breaker import CircuitBreaker
-from payplane_core.internal_auth import (
-    IDENTITY_STATE,
-    PROBE,
-    InternalIdentity,
-    parse_caller_keys,
-    verify,
-)
+from payplane_core.internal_auth import IDENTITY_STATE, PROBE, InternalIdentity
 
-from tests.support.internal import CALLER_KEYS, GatewayAuth, internal
+from tests.support.internal import GatewayAuth, internal
 from tests.support.merchants import REDIS_URL
 from tests.support.pipeline import wait_until
-from tests.support.signing import ask_gateway, signed_request
+from tests.support.signing import ask_gateway, signed_create, upstream_identity
 
 
 async def test_payment_failures_open_the_breaker_the_gateway_reads(gw, creds, breaker):
@@ -47,15 +41,7 @@ async def test_payment_failures_open_the_breaker_the_gateway_reads(gw, creds, br
                 assert response.headers["retry-after"]
     state = await breaker.state()
     assert state.open and state.retry_after_seconds <= 2
-    post = signed_request(
-        "POST",
-        "/api/v1/payments",
-        api_key=creds["api_key"],
-        key_id=creds["api_key_id"],
-        secret=creds["signing_secret"],
-        body={"amount": 100, "currency": "EUR"},
-    )
-    response = await ask_gateway(gw, post)
+    response = await ask_gateway(gw, signed_create(creds))
     assert response.status_code == 503 and response.json()["reason"] == "circuit-open"
     assert response.headers["retry-after"] in ("1", "2")
 
@@ -146,33 +132,15 @@ async def test_the_gateway_marks_the_probe_it_admits_under_its_signature(gw, cre
         return (await probed.state()).half_open
 
     await wait_until(half_open, within=2, what="half-open")
-    body = {"amount": 100, "currency": "EUR"}
-
-    async def decide():
-        post = signed_request(
-            "POST",
-            "/api/v1/payments",
-            api_key=creds["api_key"],
-            key_id=creds["api_key_id"],
-            secret=creds["signing_secret"],
-            body=body,
-        )
-        return post, await ask_gateway(gw, post)
-
-    post, probe = await decide()
+    post = signed_create(creds)
+    probe = await ask_gateway(gw, post)
     assert probe.status_code == 200 and probe.headers[PROBE] == "1"
-    identity = verify(
-        parse_caller_keys(CALLER_KEYS),
-        probe.headers,
-        method="POST",
-        path="/api/v1/payments",
-        body=post.body,
-        audience="payments",
-        max_age_seconds=30,
-    )
+    identity = upstream_identity(probe, post)
     assert identity.probe and identity.merchant_id == creds["merchant_id"]
-    _, refused = await decide()
+    refused = await ask_gateway(gw, signed_create(creds))
     assert refused.status_code == 503 and PROBE not in refused.headers
     assert await probed.record_success(clear_failures=False)  # payments: the probe succeeded
-    _, closed = await decide()
+    post = signed_create(creds)
+    closed = await ask_gateway(gw, post)
     assert closed.status_code == 200 and PROBE not in closed.headers
+    assert not upstream_identity(closed, post).probe

@@ -9,7 +9,7 @@ from payplane_core.usage import current_period, quota_counter_key
 
 from tests.support.live import serve
 from tests.support.pipeline import wait_until
-from tests.support.signing import ask_gateway, signed_request
+from tests.support.signing import ask_gateway, signed_create, signed_request
 
 from .conftest import make_gateway
 
@@ -29,14 +29,7 @@ async def burst_of(url: str, prepared_requests) -> list[httpx.Response]:
 
 
 def post(creds):
-    return signed_request(
-        "POST",
-        "/api/v1/payments",
-        api_key=creds["api_key"],
-        key_id=creds["api_key_id"],
-        secret=creds["signing_secret"],
-        body={"amount": 100, "currency": "EUR"},
-    )
+    return signed_create(creds)
 
 
 async def test_rate_limit_is_exact_under_concurrency(svc, live_gateway):

@@ -12,21 +12,19 @@ from payplane_core.internal_auth import parse_caller_keys
 from payplane_core.internal_auth import verify as verify_internal
 
 from tests.support.internal import CALLER_KEYS
-from tests.support.signing import ask_gateway, new_nonce, signed_request
+from tests.support.signing import (
+    ask_gateway,
+    new_nonce,
+    signed_create,
+    signed_request,
+    upstream_identity,
+)
 
 BODY = {"amount": 1250, "currency": "EUR", "description": "order 42"}
 
 
 def post(creds, body=BODY, **signer):
-    return signed_request(
-        "POST",
-        "/api/v1/payments",
-        api_key=creds["api_key"],
-        key_id=creds["api_key_id"],
-        secret=creds["signing_secret"],
-        body=body,
-        **signer,
-    )
+    return signed_create(creds, body, **signer)
 
 
 def assert_denied(response, status: int, reason: str) -> None:
@@ -49,15 +47,7 @@ async def test_valid_signed_post_is_allowed_with_internal_headers(gw, creds):
     assert response.headers["x-payplane-scopes"] == "payments:read,payments:write"
     assert response.headers["x-request-id"] == "req-valid-1"
     # exactly what the upstream service will verify
-    identity = verify_internal(
-        parse_caller_keys(CALLER_KEYS),
-        response.headers,
-        method="POST",
-        path="/api/v1/payments",
-        body=prepared.body,
-        audience="payments",
-        max_age_seconds=30,
-    )
+    identity = upstream_identity(response, prepared)
     assert identity.merchant_id == creds["merchant_id"] and identity.request_id == "req-valid-1"
 
 

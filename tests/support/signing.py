@@ -12,7 +12,11 @@ from typing import Any
 
 import httpx
 import requests
+from payplane_core.internal_auth import InternalIdentity, parse_caller_keys
+from payplane_core.internal_auth import verify as verify_internal
 from requests_http_signature import HTTPSignatureAuth, algorithms
+
+from tests.support.internal import CALLER_KEYS
 
 PUBLIC_BASE = "http://127.0.0.1:8080"  # what the merchant thinks it talks to (the ingress)
 
@@ -86,6 +90,35 @@ def signed_request(
         assert key_id is not None
         MerchantSigner(key_id=key_id, secret=secret, **signer)(prepared)
     return prepared
+
+
+def signed_create(creds: dict, body: Any = None, **signer: Any) -> requests.PreparedRequest:
+    """A merchant's signed ``POST /api/v1/payments`` (``creds``: its issued credentials)."""
+    return signed_request(
+        "POST",
+        "/api/v1/payments",
+        api_key=creds["api_key"],
+        key_id=creds["api_key_id"],
+        secret=creds["signing_secret"],
+        body={"amount": 100, "currency": "EUR"} if body is None else body,
+        **signer,
+    )
+
+
+def upstream_identity(
+    allowed: httpx.Response, prepared: requests.PreparedRequest, *, audience: str = "payments"
+) -> InternalIdentity:
+    """The gateway's allow headers, verified exactly as the upstream service will."""
+    url = httpx.URL(prepared.url)
+    return verify_internal(
+        parse_caller_keys(CALLER_KEYS),
+        allowed.headers,
+        method=prepared.method or "",
+        path=url.raw_path.decode(),
+        body=prepared.body or b"",
+        audience=audience,
+        max_age_seconds=30,
+    )
 
 
 async def ask_gateway(

@@ -175,9 +175,7 @@ def _verified_nonce(gate: Gate, call: Call, record: keys.KeyRecord) -> str:
     return verified.nonce
 
 
-async def _admit(
-    gate: Gate, call: Call, record: keys.KeyRecord, *, nonce: str | None
-) -> Admission:
+async def _admit(gate: Gate, call: Call, record: keys.KeyRecord, *, nonce: str | None) -> Admission:
     """Breaker, nonce, rate limit and quota in one Redis script."""
     try:
         admission = await gate.admitter.admit(

@@ -24,7 +24,8 @@ class Settings(DatabaseSettings):
     BREAKER_FAILURE_THRESHOLD: int = 5
     BREAKER_WINDOW_SECONDS: float = 10.0
     # Opened, it refuses everything for MIN_OPEN seconds, then lets one probe through
-    # (half-open): a success closes it, a failure re-opens it for twice as long, up to OPEN.
+    # (half-open, marked by the gateway): its success closes it, a failure re-opens it for
+    # twice as long, up to OPEN.
     BREAKER_MIN_OPEN_SECONDS: float = Field(default=2.0, gt=0)
     BREAKER_OPEN_SECONDS: float = 30.0
 
