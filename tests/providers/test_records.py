@@ -1,11 +1,16 @@
-"""The routing flow's records: one read per delivery, the provider cache's invalidation, and
-the accepted attempt reported from what the flow knows (and, after a redelivery, re-read)."""
+"""The routing flow's hot path: one read per delivery, the provider cache's invalidation, the
+accepted attempt reported from what the flow knows (and, after a redelivery, re-read), and
+breakers made once per provider."""
 
 import contextlib
+from types import SimpleNamespace
 
 import pytest
 from providers import records
+from providers.flow import breaker_for
+from providers.models import Provider
 from providers.registry import ProviderCache
+from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -78,3 +83,18 @@ async def test_the_accepted_report_names_the_attempt_that_charged(engine, paymen
     assert [(a.number, a.state) for a in found.attempts] == [(1, "canceled"), (2, "accepted")]
     accepted = found.accepted()
     assert (accepted.number, accepted.charge_id, accepted.attempts) == (2, charge["id"], 2)
+
+
+def test_a_breaker_is_made_once_per_provider_and_settings():
+    deps = SimpleNamespace(  # no connection is made: a breaker connects on its first use
+        breakers={}, redis=Redis(), breaker_prefix="cb:", breaker_window_seconds=10.0
+    )
+    a = Provider(name="a", failure_threshold=5, open_seconds=30)
+    assert breaker_for(deps, a) is breaker_for(deps, Provider(**_settings(a)))
+    stricter = Provider(**_settings(a) | {"failure_threshold": 2})
+    assert breaker_for(deps, stricter).failure_threshold == 2
+    assert breaker_for(deps, stricter) is not breaker_for(deps, a)
+
+
+def _settings(provider: Provider) -> dict:
+    return {k: getattr(provider, k) for k in ("name", "failure_threshold", "open_seconds")}

@@ -65,16 +65,28 @@ class FlowDeps:
     unhealthy: set[str]
     health: dict[str, bool]
     provider_cache: registry.ProviderCache = field(default_factory=registry.ProviderCache)
+    breakers: dict[tuple, CircuitBreaker] = field(default_factory=dict)  # see breaker_for
+
+
+_MAX_BREAKERS = 1000
 
 
 def breaker_for(deps: FlowDeps, provider: Provider) -> CircuitBreaker:
-    return CircuitBreaker(
-        deps.redis,
-        f"{deps.breaker_prefix}{provider.name}",
-        failure_threshold=provider.failure_threshold,
-        window_seconds=deps.breaker_window_seconds,
-        open_seconds=provider.open_seconds,
-    )
+    """One per provider and settings, made once: a breaker holds no state of its own (that is
+    in Redis), and making one registers its Lua scripts (hashing them) every time."""
+    key = (provider.name, provider.failure_threshold, provider.open_seconds)
+    breaker = deps.breakers.get(key)
+    if breaker is None:
+        if len(deps.breakers) >= _MAX_BREAKERS:  # settings changed many times: start afresh
+            deps.breakers.clear()
+        breaker = deps.breakers[key] = CircuitBreaker(
+            deps.redis,
+            f"{deps.breaker_prefix}{provider.name}",
+            failure_threshold=provider.failure_threshold,
+            window_seconds=deps.breaker_window_seconds,
+            open_seconds=provider.open_seconds,
+        )
+    return breaker
 
 
 async def route_payment(deps: FlowDeps, *, payment: dict[str, Any]) -> Routing:
