@@ -113,7 +113,7 @@ async def _decide(deps: FlowDeps, *, payment: dict[str, Any], found: records.Fou
     providers = await deps.provider_cache.get(deps.engine, found.providers_digest)
     kept = policy.holder(earlier)
     if kept is not None:  # a worker died between the charge and the decision
-        return await _decide_once(deps, payment_id, "accepted", kept, accepted=found.accepted())
+        return await _accept(deps, payment_id, kept, found.accepted(), finished=None)
     settled = await _settle_unsettled(deps, providers, earlier, payment_id)
     if settled is not None:
         return settled
@@ -125,7 +125,7 @@ async def _decide(deps: FlowDeps, *, payment: dict[str, Any], found: records.Fou
         unhealthy=deps.unhealthy,
     )
     if not candidates:
-        return await _decide_once(deps, payment_id, "failed", reason="no_eligible_provider")
+        return await _fail(deps, payment_id, "no_eligible_provider")
     number = len(earlier)
     for provider in candidates:
         breaker = breaker_for(deps, provider)
@@ -146,10 +146,8 @@ async def _decide(deps: FlowDeps, *, payment: dict[str, Any], found: records.Fou
         finished = await _attempt(deps, provider, breaker, payment=payment, number=number)
         if finished is not None:
             accepted = Accepted(number, finished["charge_id"], attempts=number)
-            return await _decide_once(
-                deps, payment_id, "accepted", provider.name, accepted=accepted, finished=finished
-            )
-    return await _decide_once(deps, payment_id, "failed", reason="no_provider_accepted")
+            return await _accept(deps, payment_id, provider.name, accepted, finished)
+    return await _fail(deps, payment_id, "no_provider_accepted")
 
 
 async def _settle_unsettled(
@@ -168,9 +166,7 @@ async def _settle_unsettled(
         if step is Next.KEEP:
             finished = records.finish(attempt.id, state="accepted", charge=charge)
             accepted = Accepted(attempt.number, finished["charge_id"], attempts=len(earlier))
-            return await _decide_once(
-                deps, payment_id, "accepted", provider.name, accepted=accepted, finished=finished
-            )
+            return await _accept(deps, payment_id, provider.name, accepted, finished)
         canceled = records.finish(attempt.id, state="canceled", error="canceled when settled")
         await records.finish_attempt(deps.engine, canceled)
     return None
@@ -256,28 +252,34 @@ async def _cancel(
     )
 
 
-async def _decide_once(
-    deps: FlowDeps,
-    payment_id: str,
-    outcome: str,
-    provider: str | None = None,
-    *,
-    reason: str | None = None,
-    accepted: Accepted | None = None,
-    finished: dict | None = None,
+async def _accept(
+    deps: FlowDeps, payment_id: str, provider: str, accepted: Accepted, finished: dict | None
 ) -> Decided:
-    """Write the decision (with the accepted attempt's finish, when not yet written) and hand
-    on what the report needs, so that it is not read back."""
-    decided = Routing(
+    """The payment stays with ``provider``; ``finished``: its attempt, when not yet recorded as
+    accepted (written with the decision, in one statement)."""
+    decided = _decision(payment_id, "accepted", provider=provider)
+    await records.decide(deps.engine, decided, finished=finished)
+    ROUTED.labels("accepted").inc()
+    return decided, accepted  # what the report needs: not read back
+
+
+async def _fail(deps: FlowDeps, payment_id: str, reason: str) -> Decided:
+    decided = _decision(payment_id, "failed", reason=reason)
+    await records.decide(deps.engine, decided)
+    ROUTED.labels("failed").inc()
+    return decided, None
+
+
+def _decision(
+    payment_id: str, outcome: str, *, provider: str | None = None, reason: str | None = None
+) -> Routing:
+    return Routing(
         payment_id=payment_id,
         outcome=outcome,
         provider=provider,
         reason=reason,
         decided_at=datetime.now(UTC),
     )
-    await records.decide(deps.engine, decided, finished=finished)
-    ROUTED.labels(outcome).inc()
-    return decided, accepted
 
 
 async def _report_decision(deps: FlowDeps, decided: Routing, accepted: Accepted | None) -> None:

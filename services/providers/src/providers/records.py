@@ -7,6 +7,7 @@ only knows how.
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from payplane_core.db import autocommit
 from sqlalchemy import text
@@ -64,6 +65,7 @@ _FIND = text(
     FROM (SELECT 1) AS one LEFT JOIN routings AS r ON r.payment_id = :payment_id
     """  # noqa: S608 - a constant fragment, no input
 )
+_NOTHING_KNOWN = {"error": None, "http_status": None}
 _START_ATTEMPT = text(
     "INSERT INTO attempts (payment_id, number, provider, state, started_at)"
     " VALUES (:payment_id, :number, :provider, 'sending', :at) RETURNING id"
@@ -104,22 +106,11 @@ async def start_attempt(engine: AsyncEngine, payment_id: str, provider: str, num
         return await conn.scalar(_START_ATTEMPT, values | {"at": datetime.now(UTC)})
 
 
-def finish(
-    attempt_id: int,
-    *,
-    state: str,
-    charge: dict | None = None,
-    error: str | None = None,
-    http_status: int | None = None,
-) -> dict:
-    """The values that finish an attempt (written by ``finish_attempt`` or ``decide``)."""
-    return {
-        "id": attempt_id,
-        "state": state,
-        "error": error,
-        "http_status": http_status,
-        "charge_id": (charge or {}).get("id"),
-    }
+def finish(attempt_id: int, state: str, *, charge: dict | None = None, **known: Any) -> dict:
+    """The values that finish an attempt, for ``finish_attempt`` (or ``decide``, with the
+    decision): the provider's ``charge``, and what is ``known`` of ``error`` and ``http_status``."""
+    charge_id = (charge or {}).get("id")
+    return _NOTHING_KNOWN | known | {"id": attempt_id, "state": state, "charge_id": charge_id}
 
 
 async def finish_attempt(engine: AsyncEngine, finished: dict) -> None:
