@@ -11,10 +11,7 @@ from typing import Any
 
 import httpx
 
-from payplane_core.http_pool import AiohttpTransport
 from payplane_core.internal_client import InternalSigner
-
-DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
 
 
 class ServiceError(RuntimeError):
@@ -41,10 +38,7 @@ def internal_http(
     base_url: str, *, signer: InternalSigner, timeout: float = 10, **options: Any
 ) -> httpx.AsyncClient:
     """The one way a service or tool talks to a service: every request signed by ``signer``
-    (``options``: more ``httpx.AsyncClient`` arguments, e.g. a transport; without one, httpx
-    runs on aiohttp's pool, see ``payplane_core.http_pool``)."""
-    if "transport" not in options:
-        options["transport"] = AiohttpTransport(limits=options.pop("limits", DEFAULT_LIMITS))
+    (``options``: more ``httpx.AsyncClient`` arguments, e.g. a transport)."""
     return httpx.AsyncClient(base_url=base_url, auth=signer, timeout=timeout, **options)
 
 

@@ -14,7 +14,6 @@ from fastapi import FastAPI
 from payplane_core.app import create_service_app
 from payplane_core.crypto import SecretBox
 from payplane_core.db import create_engine, ping, session_factory
-from payplane_core.http_pool import AiohttpTransport
 from redis.asyncio import Redis
 
 from providers import consumer, health
@@ -39,7 +38,7 @@ async def _flow_deps(settings: Settings) -> AsyncIterator[FlowDeps]:
         stack.push_async_callback(engine.dispose)
         stack.push_async_callback(redis.aclose)
         to_providers = await stack.enter_async_context(
-            httpx.AsyncClient(transport=AiohttpTransport(limits=httpx.Limits(max_connections=200)))
+            httpx.AsyncClient(limits=httpx.Limits(max_connections=200))
         )
         payments_http = await stack.enter_async_context(
             _internal_client(settings, settings.PAYMENTS_URL, "payments")

@@ -7,7 +7,6 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI
 from payplane_core.app import create_service_app
-from payplane_core.http_pool import AiohttpTransport
 from payplane_core.problems import PROBLEM_RESPONSES
 
 from simulator.api.routes import charges, control
@@ -20,7 +19,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.http = httpx.AsyncClient(transport=AiohttpTransport())
+        app.state.http = httpx.AsyncClient()
         yield
         for task in list(app.state.tasks):
             task.cancel()

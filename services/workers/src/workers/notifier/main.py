@@ -9,7 +9,6 @@ import httpx
 from fastapi import FastAPI
 from payplane_core.app import create_service_app
 from payplane_core.db import create_engine, ping, session_factory
-from payplane_core.http_pool import AiohttpTransport
 from redis.asyncio import Redis
 
 from workers.notifier import metrics
@@ -42,9 +41,7 @@ def create_app(settings: NotifierSettings | None = None, *, run_pipeline: bool =
         client = httpx.AsyncClient(
             follow_redirects=False,
             trust_env=False,
-            transport=AiohttpTransport(
-                limits=httpx.Limits(max_connections=100, max_keepalive_connections=20)
-            ),
+            limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
         )
         notifier = Notifier(settings, session_factory(engine), directory, client)
         app.state.engine = engine
