@@ -20,7 +20,9 @@ or payments unfinished after the drain) is where it saturates: higher rates are 
 ``PAYPLANE_BENCH_QUICK=1``: 10 s at 25 and 50 per second only; ``PAYPLANE_BENCH_RATES=25,50``
 chooses the rates.
 ``PAYPLANE_BENCH_PROFILE=DIR``: py-spy records every Python server process during each rate
-(flame graphs in DIR; the profiler's own CPU is then in the figures, so compare with care).
+(flame graphs in DIR; the profiler's own CPU is then in the figures, so compare with care);
+``PAYPLANE_BENCH_PROFILE_FORMAT=raw`` writes collapsed stacks instead (one line per stack and
+its sample count: to add up by package or function with a few lines of Python or grep).
 """
 
 import asyncio
@@ -48,6 +50,8 @@ SECONDS = 10 if QUICK else 30
 DRAIN_SECONDS = 60
 WARMUP = (10, 3)  # per second, seconds: connections, caches and JIT-less Python warmed first
 PROFILE = os.environ.get("PAYPLANE_BENCH_PROFILE")
+PROFILE_FORMAT = os.environ.get("PAYPLANE_BENCH_PROFILE_FORMAT", "flamegraph")
+PROFILE_SUFFIX = {"flamegraph": "svg", "raw": "txt", "speedscope": "json"}
 FINAL = ("payment.succeeded", "payment.failed")
 
 
@@ -199,10 +203,12 @@ def _profile(stack: Stack, rate: int) -> list:
                 "--nonblocking",
                 "--rate",
                 "50",
+                "--format",
+                PROFILE_FORMAT,
                 "--pid",
                 str(members[0]),
                 "--output",
-                str(out / f"{name}-{rate}.svg"),
+                str(out / f"{name}-{rate}.{PROFILE_SUFFIX[PROFILE_FORMAT]}"),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

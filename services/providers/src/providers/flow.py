@@ -8,25 +8,24 @@ after each answer is ``providers.policy`` (pure); this module does the calls and
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 from payplane_core.breaker import CircuitBreaker
 from payplane_core.crypto import SecretBox
-from payplane_core.db import autocommit
 from payplane_core.telemetry import exemplar
 from prometheus_client import Counter, Histogram
 from redis.asyncio import Redis
-from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
-from providers import policy, provider_client, registry, routing
+from providers import policy, provider_client, records, registry, routing
 from providers.lease import Held, payment_lock
-from providers.models import Attempt, Provider, Routing
+from providers.models import Provider, Routing
 from providers.platform import MerchantsClient, PaymentsClient
 from providers.policy import CallOutcome, Next, Resolution
+from providers.records import Accepted, Earlier
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +41,10 @@ ATTEMPT_SECONDS = Histogram(
     ["provider", "result"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+
+
+# The decision, and for an accepted one what its report says about the attempts.
+Decided = tuple[Routing, Accepted | None]
 
 
 class RetryLater(Exception):
@@ -61,16 +64,29 @@ class FlowDeps:
     breaker_window_seconds: float
     unhealthy: set[str]
     health: dict[str, bool]
+    provider_cache: registry.ProviderCache = field(default_factory=registry.ProviderCache)
+    breakers: dict[tuple, CircuitBreaker] = field(default_factory=dict)  # see breaker_for
+
+
+_MAX_BREAKERS = 1000
 
 
 def breaker_for(deps: FlowDeps, provider: Provider) -> CircuitBreaker:
-    return CircuitBreaker(
-        deps.redis,
-        f"{deps.breaker_prefix}{provider.name}",
-        failure_threshold=provider.failure_threshold,
-        window_seconds=deps.breaker_window_seconds,
-        open_seconds=provider.open_seconds,
-    )
+    """One per provider and settings, made once: a breaker holds no state of its own (that is
+    in Redis), and making one registers its Lua scripts (hashing them) every time."""
+    key = (provider.name, provider.failure_threshold, provider.open_seconds)
+    breaker = deps.breakers.get(key)
+    if breaker is None:
+        if len(deps.breakers) >= _MAX_BREAKERS:  # settings changed many times: start afresh
+            deps.breakers.clear()
+        breaker = deps.breakers[key] = CircuitBreaker(
+            deps.redis,
+            f"{deps.breaker_prefix}{provider.name}",
+            failure_threshold=provider.failure_threshold,
+            window_seconds=deps.breaker_window_seconds,
+            open_seconds=provider.open_seconds,
+        )
+    return breaker
 
 
 async def route_payment(deps: FlowDeps, *, payment: dict[str, Any]) -> Routing:
@@ -82,41 +98,25 @@ async def route_payment(deps: FlowDeps, *, payment: dict[str, Any]) -> Routing:
 
 
 async def _route_locked(deps: FlowDeps, *, payment: dict[str, Any]) -> Routing:
-    async with autocommit(deps.engine) as conn:
-        row = (await conn.execute(_ROUTING, {"payment_id": payment["id"]})).first()
-    decided = Routing(**row._mapping) if row is not None else None
-    if decided is None:
-        decided = await _decide(deps, payment=payment)
-    await _report_decision(deps, decided)
+    found = await records.find(deps.engine, payment["id"])
+    if found.routing is not None:  # redelivered: decided before, reported again
+        decided, accepted = found.routing, found.accepted()
+    else:
+        decided, accepted = await _decide(deps, payment=payment, found=found)
+    await _report_decision(deps, decided, accepted)
     return decided
 
 
-async def _decide(deps: FlowDeps, *, payment: dict[str, Any]) -> Routing:
+async def _decide(deps: FlowDeps, *, payment: dict[str, Any], found: records.Found) -> Decided:
     payment_id = payment["id"]
-    async with deps.sessions() as session:
-        earlier = list(
-            await session.scalars(
-                select(Attempt).where(Attempt.payment_id == payment_id).order_by(Attempt.number)
-            )
-        )
-        providers = {p.name: p for p in await registry.list_providers(session)}
-
+    earlier = found.attempts
+    providers = await deps.provider_cache.get(deps.engine, found.providers_digest)
     kept = policy.holder(earlier)
     if kept is not None:  # a worker died between the charge and the decision
-        return await _decide_once(deps, payment_id, "accepted", kept, None)
-    # An attempt whose result we never learned is settled before anyone else may charge.
-    for attempt in policy.unsettled(earlier):
-        provider = providers.get(attempt.provider)
-        if provider is None:
-            raise RetryLater(f"unknown attempt at unregistered provider {attempt.provider}")
-        resolution, charge = await _cancel(deps, provider, payment_id)
-        step = policy.after_cancel(resolution)
-        if step is Next.WAIT:
-            raise RetryLater(f"attempt at {provider.name} still unresolved")
-        if step is Next.KEEP:
-            await _finish_attempt(deps, attempt.id, state="accepted", charge=charge)
-            return await _decide_once(deps, payment_id, "accepted", provider.name, None)
-        await _finish_attempt(deps, attempt.id, state="canceled", error="canceled when settled")
+        return await _accept(deps, payment_id, kept, found.accepted(), finished=None)
+    settled = await _settle_unsettled(deps, providers, earlier, payment_id)
+    if settled is not None:
+        return settled
 
     allowed = await deps.merchants.allowed_providers(payment["merchant_id"])
     candidates = routing.order(
@@ -125,7 +125,7 @@ async def _decide(deps: FlowDeps, *, payment: dict[str, Any]) -> Routing:
         unhealthy=deps.unhealthy,
     )
     if not candidates:
-        return await _decide_once(deps, payment_id, "failed", None, "no_eligible_provider")
+        return await _fail(deps, payment_id, "no_eligible_provider")
     number = len(earlier)
     for provider in candidates:
         breaker = breaker_for(deps, provider)
@@ -143,19 +143,44 @@ async def _decide(deps: FlowDeps, *, payment: dict[str, Any]) -> Routing:
             )
             continue
         number += 1
-        if await _attempt(deps, provider, breaker, payment=payment, number=number):
-            return await _decide_once(deps, payment_id, "accepted", provider.name, None)
-    return await _decide_once(deps, payment_id, "failed", None, "no_provider_accepted")
+        finished = await _attempt(deps, provider, breaker, payment=payment, number=number)
+        if finished is not None:
+            accepted = Accepted(number, finished["charge_id"], attempts=number)
+            return await _accept(deps, payment_id, provider.name, accepted, finished)
+    return await _fail(deps, payment_id, "no_provider_accepted")
+
+
+async def _settle_unsettled(
+    deps: FlowDeps, providers: dict[str, Provider], earlier: list[Earlier], payment_id: str
+) -> Decided | None:
+    """An attempt whose result we never learned is settled before anyone else may charge:
+    the decision when one of them charged, None when none did."""
+    for attempt in policy.unsettled(earlier):
+        provider = providers.get(attempt.provider)
+        if provider is None:
+            raise RetryLater(f"unknown attempt at unregistered provider {attempt.provider}")
+        resolution, charge = await _cancel(deps, provider, payment_id)
+        step = policy.after_cancel(resolution)
+        if step is Next.WAIT:
+            raise RetryLater(f"attempt at {provider.name} still unresolved")
+        if step is Next.KEEP:
+            finished = records.finish(attempt.id, state="accepted", charge=charge)
+            accepted = Accepted(attempt.number, finished["charge_id"], attempts=len(earlier))
+            return await _accept(deps, payment_id, provider.name, accepted, finished)
+        canceled = records.finish(attempt.id, state="canceled", error="canceled when settled")
+        await records.finish_attempt(deps.engine, canceled)
+    return None
 
 
 async def _attempt(
     deps: FlowDeps, provider: Provider, breaker: CircuitBreaker, *, payment: dict, number: int
-) -> bool:
-    """One provider, one try. True when the payment now belongs to this provider, False when
+) -> dict | None:
+    """One provider, one try. When the payment now belongs to this provider: how to finish
+    its attempt (``records.finish``; written with the decision, in one statement). None when
     it certainly was not charged there; ``RetryLater`` when that cannot be known yet."""
     payment_id = payment["id"]
     secrets = registry.secrets_of(provider, box=deps.box)
-    attempt_id = await _start_attempt(deps, payment_id, provider.name, number)
+    attempt_id = await records.start_attempt(deps.engine, payment_id, provider.name, number)
     started = time.perf_counter()
     outcome = await provider_client.charge(
         deps.http,
@@ -172,7 +197,7 @@ async def _attempt(
         if await breaker.record_failure():
             log.warning("provider circuit opened", extra={"provider": provider.name})
     step = policy.after_charge(outcome)
-    finish = {"http_status": outcome.http_status}
+    finish: dict[str, Any] = {"http_status": outcome.http_status}
     if step is Next.CANCEL:
         resolution, charge = await _cancel(deps, provider, payment_id)
         step = policy.after_cancel(resolution)
@@ -183,10 +208,11 @@ async def _attempt(
     if step is Next.KEEP:
         if not asked_to_cancel:
             await breaker.record_success()
-        await _finish_attempt(deps, attempt_id, state="accepted", **finish)
-        return True
+        return records.finish(attempt_id, state="accepted", **finish)
     if step is Next.WAIT:
-        await _finish_attempt(deps, attempt_id, state="unknown", **finish)
+        await records.finish_attempt(
+            deps.engine, records.finish(attempt_id, state="unknown", **finish)
+        )
         await deps.payments.report(
             payment_id,
             type_="provider.attempt_unresolved",
@@ -194,12 +220,12 @@ async def _attempt(
         )
         raise RetryLater(f"{provider.name}: {outcome.error}, and the cancel was not confirmed")
     state = "canceled" if asked_to_cancel else "failed"
-    await _finish_attempt(deps, attempt_id, state=state, **finish)
+    await records.finish_attempt(deps.engine, records.finish(attempt_id, state=state, **finish))
     detail = _detail(provider, number, outcome, charged=False)
     if asked_to_cancel:
         detail["canceled"] = True
     await deps.payments.report(payment_id, type_="provider.attempt_failed", detail=detail)
-    return False
+    return None
 
 
 def _detail(provider: Provider, number: int, outcome: CallOutcome, *, charged: bool | None) -> dict:
@@ -226,107 +252,40 @@ async def _cancel(
     )
 
 
-# The bookkeeping below is one statement each, atomic on its own: autocommit connections (no
-# BEGIN/COMMIT round trips) and plain SQL instead of ORM units of work on the hot path.
-_ROUTING = text(
-    "SELECT payment_id, outcome, provider, reason, decided_at FROM routings"
-    " WHERE payment_id = :payment_id"
-)
-_START_ATTEMPT = text(
-    "INSERT INTO attempts (payment_id, number, provider, state, started_at)"
-    " VALUES (:payment_id, :number, :provider, 'sending', :started_at) RETURNING id"
-)
-_FINISH_ATTEMPT = text(
-    "UPDATE attempts SET state = :state, error = :error, http_status = :http_status,"
-    " charge_id = :charge_id, finished_at = :finished_at WHERE id = :id"
-)
-_DECIDE = text(
-    "INSERT INTO routings (payment_id, outcome, provider, reason, decided_at)"
-    " VALUES (:payment_id, :outcome, :provider, :reason, :decided_at)"
-)
-_ACCEPTED_ATTEMPT = text(
-    """
-    SELECT a.number, a.charge_id,
-           (SELECT count(*) FROM attempts WHERE payment_id = :payment_id) AS attempts
-    FROM (SELECT 1) AS one
-    LEFT JOIN LATERAL (
-        SELECT number, charge_id FROM attempts
-        WHERE payment_id = :payment_id AND state = 'accepted' LIMIT 1
-    ) AS a ON true
-    """
-)
+async def _accept(
+    deps: FlowDeps, payment_id: str, provider: str, accepted: Accepted, finished: dict | None
+) -> Decided:
+    """The payment stays with ``provider``; ``finished``: its attempt, when not yet recorded as
+    accepted (written with the decision, in one statement)."""
+    decided = _decision(payment_id, "accepted", provider=provider)
+    await records.decide(deps.engine, decided, finished=finished)
+    ROUTED.labels("accepted").inc()
+    return decided, accepted  # what the report needs: not read back
 
 
-async def _start_attempt(deps: FlowDeps, payment_id: str, provider: str, number: int) -> int:
-    # Committed before the call: if this worker dies mid-call, the next one sees a "sending"
-    # attempt and settles it with the provider before trying anyone else.
-    async with autocommit(deps.engine) as conn:
-        return await conn.scalar(
-            _START_ATTEMPT,
-            {
-                "payment_id": payment_id,
-                "number": number,
-                "provider": provider,
-                "started_at": datetime.now(UTC),
-            },
-        )
+async def _fail(deps: FlowDeps, payment_id: str, reason: str) -> Decided:
+    decided = _decision(payment_id, "failed", reason=reason)
+    await records.decide(deps.engine, decided)
+    ROUTED.labels("failed").inc()
+    return decided, None
 
 
-async def _finish_attempt(
-    deps: FlowDeps,
-    attempt_id: int,
-    *,
-    state: str,
-    charge: dict | None = None,
-    error: str | None = None,
-    http_status: int | None = None,
-) -> None:
-    async with autocommit(deps.engine) as conn:
-        await conn.execute(
-            _FINISH_ATTEMPT,
-            {
-                "id": attempt_id,
-                "state": state,
-                "error": error,
-                "http_status": http_status,
-                "charge_id": (charge or {}).get("id"),
-                "finished_at": datetime.now(UTC),
-            },
-        )
-
-
-async def _decide_once(
-    deps: FlowDeps, payment_id: str, outcome: str, provider: str | None, reason: str | None
+def _decision(
+    payment_id: str, outcome: str, *, provider: str | None = None, reason: str | None = None
 ) -> Routing:
-    decided = Routing(
+    return Routing(
         payment_id=payment_id,
         outcome=outcome,
         provider=provider,
         reason=reason,
         decided_at=datetime.now(UTC),
     )
-    async with autocommit(deps.engine) as conn:
-        await conn.execute(
-            _DECIDE,
-            {
-                "payment_id": payment_id,
-                "outcome": outcome,
-                "provider": provider,
-                "reason": reason,
-                "decided_at": decided.decided_at,
-            },
-        )
-    ROUTED.labels(outcome).inc()
-    return decided
 
 
-async def _report_decision(deps: FlowDeps, decided: Routing) -> None:
+async def _report_decision(deps: FlowDeps, decided: Routing, accepted: Accepted | None) -> None:
     """Tell payments (again, after a redelivery: a repeated status is a no-op there)."""
     if decided.outcome == "accepted":
-        async with autocommit(deps.engine) as conn:
-            found = (
-                await conn.execute(_ACCEPTED_ATTEMPT, {"payment_id": decided.payment_id})
-            ).one()
+        assert accepted is not None
         await deps.payments.report(
             decided.payment_id,
             type_="provider.accepted",
@@ -334,9 +293,9 @@ async def _report_decision(deps: FlowDeps, decided: Routing) -> None:
             provider=decided.provider,
             detail={
                 "provider": decided.provider,
-                "attempt": found.number,
-                "charge_id": found.charge_id,
-                "attempts": found.attempts,
+                "attempt": accepted.number,
+                "charge_id": accepted.charge_id,
+                "attempts": accepted.attempts,
             },
         )
     else:

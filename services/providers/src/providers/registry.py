@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from payplane_core.crypto import SecretBox
-from sqlalchemy import select
+from payplane_core.db import autocommit
+from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from providers.models import Provider
 
@@ -90,6 +91,40 @@ async def list_providers(session: AsyncSession, *, enabled_only: bool = False) -
     if enabled_only:
         query = query.where(Provider.enabled)
     return list(await session.scalars(query))
+
+
+# The registry's contents in one value: any change to any column of any provider (through this
+# module, the API, the operator or plain SQL) changes it. Cheap for a table of a few rows.
+DIGEST_SQL = "(SELECT md5(string_agg(p::text, ',' ORDER BY p.name)) FROM providers AS p)"
+_WITH_DIGEST = text(
+    f"SELECT {DIGEST_SQL} AS digest, p.* FROM (SELECT 1) AS one"  # noqa: S608 - constant
+    " LEFT JOIN providers AS p ON true ORDER BY p.priority, p.name"
+)
+
+
+class ProviderCache:
+    """The providers as last read, per process, reused while the registry's digest (read by the
+    caller in a statement it makes anyway) is the one they were read with. A change made on
+    any replica, or in the database directly, reaches the next payment whose read starts after
+    its commit, as an uncached read would: the digest is the database's, not a notification."""
+
+    def __init__(self) -> None:
+        self._digest: str | None = None
+        self._providers: dict[str, Provider] = {}
+
+    async def get(self, engine: AsyncEngine, digest: str | None) -> dict[str, Provider]:
+        """By name. ``digest``: the registry's ``DIGEST_SQL`` as the caller just read it."""
+        if digest is None or digest != self._digest:
+            async with autocommit(engine) as conn:
+                rows = (await conn.execute(_WITH_DIGEST)).all()
+            # Read and digest of one snapshot: a change racing this read shows as a new digest.
+            self._providers = {
+                row.name: Provider(**{k: v for k, v in row._mapping.items() if k != "digest"})
+                for row in rows
+                if row.name is not None  # no providers: one row, the digest's
+            }
+            self._digest = rows[0].digest
+        return self._providers
 
 
 async def get_provider(session: AsyncSession, *, name: str) -> Provider | None:

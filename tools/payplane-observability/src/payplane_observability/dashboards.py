@@ -103,9 +103,11 @@ def gateway():
         ),
         series(
             "Payments breaker",
-            "1 while the payments breaker is open: the gateway refuses creates with 503.",
+            "1 while the payments breaker is open: the gateway refuses creates with 503; half-open"
+            " (also 1): it lets one probe through, whose success closes it.",
             "bool",
             ('max(payplane_breaker_open{breaker=~".*payments.*"})', "payments"),
+            ('max(payplane_breaker_half_open{breaker=~".*payments.*"})', "payments half-open"),
         ),
     )
 
@@ -288,9 +290,11 @@ def _provider_panels() -> list:
         ),
         series(
             "Circuit breakers",
-            "1 while a breaker is open (payments for the gateway, one per provider).",
+            "1 while a breaker is open (payments for the gateway, one per provider); half-open"
+            " (also 1) while it waits for a probe's success.",
             "bool",
             ("max by (breaker) (payplane_breaker_open)", "{{breaker}}"),
+            ("max by (breaker) (payplane_breaker_half_open)", "{{breaker}} half-open"),
         ),
         series(
             "Routing decisions",

@@ -4,7 +4,9 @@ Claiming pushes ``next_retry_at`` to the end of the lease as well as setting ``l
 the partial index on ``next_retry_at WHERE state = 'pending'`` then finds both never-tried rows
 and rows whose relay died, with one range scan, and a live relay's rows are simply not ready.
 Times come from the database clock only. ``attempts`` is counted at claim time, so a row that
-kills its relay every time still reaches its terminal state.
+kills its relay every time still reaches its terminal state. Each statement is atomic on its own
+(the claim's row locks last for its statement; the lease protects the rows after it), so each
+runs in autocommit: no BEGIN/COMMIT round trips.
 """
 
 import random
@@ -12,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from payplane_core.db import autocommit
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -70,14 +73,14 @@ class ClaimedEvent:
 async def claim_batch(
     engine: AsyncEngine, *, batch: int, lease_seconds: float
 ) -> list[ClaimedEvent]:
-    async with engine.begin() as conn:
+    async with autocommit(engine) as conn:
         rows = await conn.execute(_CLAIM, {"batch": batch, "lease": lease_seconds})
         return [ClaimedEvent(**row._mapping) for row in rows]
 
 
 async def mark_published(engine: AsyncEngine, *, ids: list[str]) -> None:
     if ids:
-        async with engine.begin() as conn:
+        async with autocommit(engine) as conn:
             await conn.execute(_PUBLISHED, {"ids": ids})
 
 
@@ -107,7 +110,7 @@ async def mark_failed(
         }
         for event_id, (attempts, error) in failures.items()
     ]
-    async with engine.begin() as conn:
+    async with autocommit(engine) as conn:
         await conn.execute(_FAILED, params)
 
 
