@@ -13,7 +13,9 @@ from payplane_cli import ingress as local_ingress
 from payplane_core.internal_auth import INTERNAL_HEADERS, PROBE
 from payplane_ingress.files import write_dynamic
 from payplane_ingress.model import Route, Upstream
+from prometheus_client.parser import text_string_to_metric_families
 
+from tests.support.infra import wait_for
 from tests.support.platform import Client, new_merchant
 from tests.support.redis_monitor import monitored
 
@@ -108,16 +110,33 @@ def test_forged_replayed_and_tampered_requests_are_refused(client, merchant):
 
 
 async def test_spoofed_internal_headers_are_ignored(stack, client, merchant):
+    settled = breaker_reports(stack)
     async with monitored(stack.redis_url) as seen:
         created = client.post("/api/v1/payments", {"amount": 5, "currency": "EUR"}, headers=SPOOFED)
         assert created.status_code == 201, created.text
         assert created.json()["merchant_id"] == merchant.merchant_id
-        # Payments reports after answering: give an honoured mark time to show.
-        await asyncio.sleep(0.5)
+        # Payments reports after answering: wait until it has settled this create's report.
+        await asyncio.to_thread(
+            wait_for,
+            lambda: breaker_reports(stack) > settled,
+            within=10,
+            what="payments settling the create's breaker report",
+        )
         breaker = await seen("cb:payments")
     # The gateway's admission reads the breaker; payments, had it taken the spoofed probe mark
     # as genuine, would have run the success script (it alone names the failures key).
     assert breaker and not [c for c in breaker if "cb:payments:failures" in c], breaker
+
+
+def breaker_reports(stack) -> float:
+    """How many creates payments' FailureReporter has settled, whatever it reported."""
+    text = requests.get(stack.url("payments") + "/metrics", timeout=5).text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "payplane_breaker_reports_total"
+    )
 
 
 def test_direct_calls_to_services_are_401(stack):

@@ -27,7 +27,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from prometheus_client import Gauge
+from prometheus_client import Counter, Gauge
 from redis.asyncio import Redis
 
 from payplane_core.dberrors import Fault, classify
@@ -46,6 +46,11 @@ HALF_OPEN = Gauge(
     "payplane_breaker_half_open",
     "1 while the circuit breaker is half-open (probing), as last seen by this process",
     ["breaker"],
+)
+REPORTS = Counter(
+    "payplane_breaker_reports_total",
+    "Requests a service's FailureReporter has settled, by what it reported into the breaker",
+    ["breaker", "report"],  # failure, probe_success, probe_released, none
 )
 
 
@@ -250,9 +255,14 @@ class FailureReporter:
 
     async def _report(self, scope, *, failed: bool, succeeded: bool) -> None:
         if failed:
+            report = "failure"
             await self._bounded(self._failed)
         elif _is_probe(scope):  # only the probe's verdict carries information
+            report = "probe_success" if succeeded else "probe_released"
             await self._bounded(self._succeeded if succeeded else self.breaker.release_probe)
+        else:
+            report = "none"
+        REPORTS.labels(self.breaker.name, report).inc()
 
     async def _failed(self) -> None:
         if await self.breaker.record_failure():
