@@ -65,6 +65,9 @@ def new_payment(*, merchant_id: str, data: PaymentCreate, at: datetime) -> Payme
 
 # The payment, its first timeline row, its outbox event and (with an Idempotency-Key) the stored
 # response, in ONE statement: atomic on its own, one round trip, no explicit transaction.
+# The event is ready (next_retry_at) by the database's clock, the one the relay's claim reads:
+# when the insert's NOTIFY (migration 0004) wakes the relay, the row is claimable whatever
+# this process's clock says.
 _CREATE = """
 WITH payment AS (
     INSERT INTO payments (id, merchant_id, amount, currency, status, provider, description,
@@ -79,7 +82,7 @@ WITH payment AS (
     INSERT INTO outbox_events (id, payment_id, merchant_id, event_type, routing_key, payload,
                                headers, state, attempts, next_retry_at, created_at)
     SELECT :event_id, id, :merchant_id, :event_type, :event_type, CAST(:payload AS jsonb),
-           CAST(:headers AS jsonb), 'pending', 0, :at, :at
+           CAST(:headers AS jsonb), 'pending', 0, now(), :at
     FROM payment
 ), usage AS (
     INSERT INTO monthly_usage (merchant_id, period, payments)
@@ -188,7 +191,7 @@ _ANNOUNCE = """, event AS (
     INSERT INTO outbox_events (id, payment_id, merchant_id, event_type, routing_key, payload,
                                headers, state, attempts, next_retry_at, created_at)
     SELECT :event_id, id, :merchant_id, :event_type, :event_type, CAST(:payload AS jsonb),
-           CAST(:headers AS jsonb), 'pending', 0, :at, :at
+           CAST(:headers AS jsonb), 'pending', 0, now(), :at
     FROM changed
 )"""
 _CHANGES = {announce: text(_CHANGE % (_ANNOUNCE if announce else "")) for announce in (0, 1)}
