@@ -1,7 +1,7 @@
 """The async pipeline: relay drain rate, and payment commit -> verified webhook latency.
 
 Real PostgreSQL and RabbitMQ; the relay and the notifier as real processes with their default
-settings (relay batch 200, poll 0.1 s; notifier prefetch 32); the real merchants service and a
+settings (relay batch 200, woken by NOTIFY; notifier prefetch 32); the real merchants service and a
 receiver that verifies every webhook with the official ``standardwebhooks`` library.
 Databases ``payplane_bench_pipeline_*`` and queue names of its own; everything is removed after.
 """

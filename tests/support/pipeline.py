@@ -417,7 +417,9 @@ def worker_env(outbox_url: str, notifier_url: str, merchants_url: str, names: di
         # Where the merchants service bumps a merchant's version: the notifier's cache of
         # webhook targets follows it (without it, every delivery asks merchants).
         "REDIS_URL": MERCHANTS_REDIS_URL,
-        "RELAY_POLL_INTERVAL_SECONDS": "0.02",
+        # Notifications wake the relay; its fallback poll picks up a killed relay's rows soon
+        # after their (short) lease.
+        "RELAY_FALLBACK_POLL_SECONDS": "0.5",
         "RELAY_LEASE_SECONDS": "2",
         "RETRY_POLL_INTERVAL_SECONDS": "0.05",
         "DELIVERY_LEASE_SECONDS": "3",

@@ -23,13 +23,9 @@ from tests.support.pipeline import (
 
 
 def relay_settings(url: str, names: dict[str, str], **overrides) -> RelaySettings:
-    return RelaySettings(
-        OUTBOX_DATABASE_URL=url,
-        RELAY_POLL_INTERVAL_SECONDS=0.02,
-        RELAY_LEASE_SECONDS=2,
-        **names,
-        **overrides,
-    )
+    # Notifications wake the relay; its fallback poll (often, here) picks up expired leases.
+    defaults = {"RELAY_FALLBACK_POLL_SECONDS": 0.5, "RELAY_LEASE_SECONDS": 2}
+    return RelaySettings(OUTBOX_DATABASE_URL=url, **names, **(defaults | overrides))
 
 
 @contextlib.asynccontextmanager

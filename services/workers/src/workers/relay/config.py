@@ -1,4 +1,5 @@
 from payplane_core import platform
+from pydantic import Field
 
 from workers.config import WorkerSettings
 
@@ -13,9 +14,22 @@ class RelaySettings(WorkerSettings):
     # One claim or mark statement at a time, plus one spare.
     DB_POOL_SIZE: int = 2
     DB_MAX_OVERFLOW: int = 0
+    # Where the relay LISTENs for the outbox's notifications ("": OUTBOX_DATABASE_URL). It
+    # needs a session of its own: not through PgBouncer in transaction mode, which cannot carry
+    # LISTEN (the chart points it at the primary's service).
+    RELAY_LISTEN_DATABASE_URL: str = ""
     RELAY_BATCH_SIZE: int = 200
-    # How long to sleep when the outbox had nothing ready (a full batch loops at once).
-    RELAY_POLL_INTERVAL_SECONDS: float = 0.1
+    # The relay claims when the payments database NOTIFYs an outbox insert (and goes on while
+    # batches come back full). It also claims this often without one: rows of a relay that
+    # died (lease expiry), inserts while its listener was reconnecting, rows made ready later.
+    RELAY_FALLBACK_POLL_SECONDS: float = Field(default=5.0, gt=0)
+    # After a notification, wait this long before claiming, so that more commits join the batch
+    # (0: claim at once).
+    RELAY_NOTIFY_DEBOUNCE_SECONDS: float = Field(default=0.0, ge=0)
+    # The listener's connection is checked (SELECT 1) this often while no notification comes,
+    # and reconnected with backoff doubling up to RELAY_LISTEN_RECONNECT_MAX_SECONDS.
+    RELAY_LISTEN_CHECK_SECONDS: float = Field(default=5.0, gt=0)
+    RELAY_LISTEN_RECONNECT_MAX_SECONDS: float = Field(default=5.0, gt=0)
     # A claimed row belongs to its relay this long; a relay that died loses it after that.
     RELAY_LEASE_SECONDS: float = 30.0
     RELAY_PUBLISH_TIMEOUT_SECONDS: float = 10.0
@@ -23,3 +37,12 @@ class RelaySettings(WorkerSettings):
     RELAY_MAX_ATTEMPTS: int = 10
     RELAY_BACKOFF_BASE_SECONDS: float = 1.0
     RELAY_BACKOFF_MAX_SECONDS: float = 300.0
+
+    @property
+    def db_max_connections(self) -> int:
+        """The pool, plus the listener's own connection."""
+        return self.DB_POOL_SIZE + self.DB_MAX_OVERFLOW + 1
+
+    @property
+    def listen_database_url(self) -> str:
+        return self.RELAY_LISTEN_DATABASE_URL or self.OUTBOX_DATABASE_URL

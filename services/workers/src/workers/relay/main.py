@@ -42,9 +42,13 @@ def create_app(settings: RelaySettings | None = None) -> FastAPI:
     async def broker(app: FastAPI) -> None:
         await app.state.relay.broker.check()
 
+    async def listener(app: FastAPI) -> None:
+        # Without it the relay still works, on its fallback poll: degraded, so not ready.
+        await app.state.relay.listener.check()
+
     return create_service_app(
         settings=settings,
         routers=[],
         lifespan=lifespan,
-        readiness=[("database", database), ("broker", broker)],
+        readiness=[("database", database), ("broker", broker), ("listener", listener)],
     )

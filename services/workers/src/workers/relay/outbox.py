@@ -97,10 +97,11 @@ async def mark_failed(
     max_attempts: int,
     base: float,
     cap: float,
-) -> None:
-    """``failures``: event id -> (attempts so far, error). Retry later or give up for good."""
+) -> list[float]:
+    """``failures``: event id -> (attempts so far, error). Retry later or give up for good.
+    Returns the delays (seconds) of the rows that will be retried."""
     if not failures:
-        return
+        return []
     params = [
         {
             "id": event_id,
@@ -112,6 +113,11 @@ async def mark_failed(
     ]
     async with autocommit(engine) as conn:
         await conn.execute(_FAILED, params)
+    return [
+        p["delay"]
+        for p, (attempts, _) in zip(params, failures.values(), strict=True)
+        if attempts < max_attempts
+    ]
 
 
 async def backlog(engine: AsyncEngine) -> int:

@@ -1,6 +1,13 @@
-"""The relay loop: claim a batch, publish it with publisher confirms, record the outcome."""
+"""The relay loop: claim a batch, publish it with publisher confirms, record the outcome.
+
+It claims again at once while batches come back full; otherwise it waits for the first of: a
+NOTIFY of an outbox insert (``listener``), the next retry it scheduled itself coming due, the
+fallback poll, or the broker connection closing.
+"""
 
 import asyncio
+import contextlib
+import heapq
 import logging
 from datetime import UTC, datetime
 
@@ -16,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from workers import amqp, topology
 from workers.relay import outbox
 from workers.relay.config import RelaySettings
+from workers.relay.listener import Listener
 
 log = logging.getLogger(__name__)
 _tracer = tracer(__name__)
@@ -36,6 +44,12 @@ BATCH = Histogram(
     "payplane_relay_batch_seconds",
     "Time to publish and record one claimed batch",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+RETRY_SLACK_SECONDS = 0.1
+WAKEUPS = Counter(
+    "payplane_relay_wakeups_total",
+    "Claims after waiting, by what ended the wait (notify, retry, poll)",
+    ["reason"],
 )
 
 
@@ -65,9 +79,24 @@ class Relay:
         self.engine = engine
         self.topology = topology.for_relay(settings)
         self.broker = amqp.BrokerState()
+        self.wake = asyncio.Event()
+        self.listener = Listener(
+            settings.listen_database_url,
+            self.wake,
+            check_every=settings.RELAY_LISTEN_CHECK_SECONDS,
+            reconnect_max=settings.RELAY_LISTEN_RECONNECT_MAX_SECONDS,
+            connect_timeout=settings.DB_POOL_TIMEOUT_SECONDS,
+        )
+        self._retries: list[float] = []  # loop times at which rows this relay failed come due
 
     async def run(self) -> None:
-        await amqp.run_forever(self.settings, self._session, self.broker)
+        listener = asyncio.create_task(self.listener.run(), name="relay-listener")
+        try:
+            await amqp.run_forever(self.settings, self._session, self.broker)
+        finally:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
 
     async def _session(self, connection: AbstractConnection) -> None:
         # on_return_raises: an unroutable message is a failure, not a silent drop.
@@ -76,12 +105,41 @@ class Relay:
         await messaging.retire_replaced(connection, self.topology)
         self.broker.connected = True
         log.info("relay connected", extra={"exchange": self.topology.exchange})
+        for source in (connection, channel):  # a wait ends when the broker goes away
+            source.close_callbacks.add(lambda *_: self.wake.set())
         while True:
             if connection.is_closed or channel.is_closed:
                 raise ConnectionError("broker channel closed")
+            self.wake.clear()  # before the claim: a notification during it is not lost
+            self._drop_due_retries()
             claimed = await self.relay_once(exchange)
             if claimed < self.settings.RELAY_BATCH_SIZE:
-                await asyncio.sleep(self.settings.RELAY_POLL_INTERVAL_SECONDS)
+                await self._wait()
+
+    async def _wait(self) -> None:
+        """Until a notification (then the debounce), a retry of ours or the fallback poll."""
+        loop = asyncio.get_running_loop()
+        timeout, reason = self.settings.RELAY_FALLBACK_POLL_SECONDS, "poll"
+        if self._retries:
+            # A little after the first retry is due, so those due just after it join its claim.
+            due = self._retries[0] + RETRY_SLACK_SECONDS - loop.time()
+            if due < timeout:
+                timeout, reason = max(0.0, due), "retry"
+        try:
+            async with asyncio.timeout(timeout):
+                await self.wake.wait()
+        except TimeoutError:
+            WAKEUPS.labels(reason).inc()
+            return
+        WAKEUPS.labels("notify").inc()
+        if self.settings.RELAY_NOTIFY_DEBOUNCE_SECONDS:
+            await asyncio.sleep(self.settings.RELAY_NOTIFY_DEBOUNCE_SECONDS)
+
+    def _drop_due_retries(self) -> None:
+        """The claim about to run picks up every retry due by now."""
+        now = asyncio.get_running_loop().time()
+        while self._retries and self._retries[0] <= now:
+            heapq.heappop(self._retries)
 
     async def relay_once(self, exchange: AbstractExchange) -> int:
         """One batch; returns how many rows were claimed."""
@@ -145,13 +203,17 @@ class Relay:
         limit = self.settings.RELAY_MAX_ATTEMPTS
         given_up = sum(1 for attempts, _ in failures.values() if attempts >= limit)
         GAVE_UP.inc(given_up)
-        await outbox.mark_failed(
+        delays = await outbox.mark_failed(
             self.engine,
             failures=failures,
             max_attempts=self.settings.RELAY_MAX_ATTEMPTS,
             base=self.settings.RELAY_BACKOFF_BASE_SECONDS,
             cap=self.settings.RELAY_BACKOFF_MAX_SECONDS,
         )
+        # Counted from now, after the mark: never before the row's own next_retry_at.
+        now = asyncio.get_running_loop().time()
+        for delay in delays:
+            heapq.heappush(self._retries, now + delay)
 
 
 def _describe(error: BaseException) -> str:
