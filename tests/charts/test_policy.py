@@ -199,6 +199,18 @@ def test_database_urls_come_from_the_cnpg_app_secret(profile, component):
         assert env[f"_{name}_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "payments-db-app"
 
 
+@pytest.mark.parametrize("pooler", [False, True])
+def test_the_relay_listens_on_the_primary_never_through_the_pooler(renderer, pooler):
+    """PgBouncer's transaction mode cannot carry LISTEN: the relay's listener connects to the
+    database directly, whether or not its claims go through the Pooler."""
+    docs = renderer.docs(values={"global": {"databasePooler": {"enabled": pooler}}})
+    relay = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "relay")
+    env = {e["name"]: e for e in containers(relay, init=False)[0]["env"]}
+    direct = {"secretKeyRef": {"name": "payments-db-app", "key": "uri"}}
+    assert env["RELAY_LISTEN_DATABASE_URL"]["valueFrom"] == direct
+    assert ("valueFrom" in env["OUTBOX_DATABASE_URL"]) is not pooler
+
+
 def test_internal_key_pairs_are_valid_ed25519_pairs(renderer):
     """The chart derives each public key in a template; Python must derive the same one."""
     keys = {

@@ -7,7 +7,8 @@ reference to a Secret, never as a value.
   - ENCRYPTION_KEYS when .Values.connections.encryptionKeys;
   - REDIS_URL / AMQP_URL when .Values.connections.redis / .amqp;
   - <NAME>_URL for every component in .Values.connections.services;
-  - the database URL(s) from CloudNativePG's <cluster>-app Secret;
+  - the database URL(s) from CloudNativePG's <cluster>-app Secret (through the Pooler when it is
+    enabled, except for a readsDatabases entry with direct: true, e.g. a LISTEN session);
   - OTEL_* for tracing (endpoint, global.otel.sampleRatio as a parent-based sampler); .Values.settings for plain tuning values.
 Variables whose names start with "_" exist only to build another one through $(VAR) expansion.
 */}}
@@ -80,7 +81,7 @@ Variables whose names start with "_" exist only to build another one through $(V
 {{- include "payplane-lib.databaseEnv" (dict "env" .Values.database.env "database" .Values.database.name "pooler" $global.databasePooler.enabled) }}
 {{- end }}
 {{- range .Values.readsDatabases }}
-{{- include "payplane-lib.databaseEnv" (dict "env" .env "database" .database "pooler" $global.databasePooler.enabled) }}
+{{- include "payplane-lib.databaseEnv" (dict "env" .env "database" .database "pooler" (and $global.databasePooler.enabled (not .direct))) }}
 {{- end }}
 - name: OTEL_SERVICE_NAME
   value: {{ include "payplane-lib.name" . | quote }}
