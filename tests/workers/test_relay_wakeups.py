@@ -128,14 +128,14 @@ async def test_an_insert_wakes_an_idle_relay_by_its_notification(
     assert len(await take_all(amqp_names["NOTIFIER_QUEUE"])) == 32
 
 
-async def test_notifications_during_the_debounce_make_one_claim(
+async def test_notifications_within_the_minimum_interval_make_one_claim(
     empty_outbox, outbox_url, amqp_names
 ):
     settings = relay_settings(
         outbox_url,
         amqp_names,
         RELAY_FALLBACK_POLL_SECONDS=NEVER,
-        RELAY_NOTIFY_DEBOUNCE_SECONDS=1.0,
+        RELAY_NOTIFY_MIN_INTERVAL_SECONDS=1.0,
     )
     relay = Relay(settings, create_async_engine_for(outbox_url))
     async with running(relay):

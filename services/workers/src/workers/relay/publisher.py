@@ -88,6 +88,7 @@ class Relay:
             connect_timeout=settings.DB_POOL_TIMEOUT_SECONDS,
         )
         self._retries: list[float] = []  # loop times at which rows this relay failed come due
+        self._claimed_at = 0.0  # loop time the last claim began
 
     async def run(self) -> None:
         listener = asyncio.create_task(self.listener.run(), name="relay-listener")
@@ -111,13 +112,14 @@ class Relay:
             if connection.is_closed or channel.is_closed:
                 raise ConnectionError("broker channel closed")
             self.wake.clear()  # before the claim: a notification during it is not lost
+            self._claimed_at = asyncio.get_running_loop().time()
             self._drop_due_retries()
             claimed = await self.relay_once(exchange)
             if claimed < self.settings.RELAY_BATCH_SIZE:
                 await self._wait()
 
     async def _wait(self) -> None:
-        """Until a notification (then the debounce), a retry of ours or the fallback poll."""
+        """Until a notification (coalesced), a retry of ours or the fallback poll."""
         loop = asyncio.get_running_loop()
         timeout, reason = self.settings.RELAY_FALLBACK_POLL_SECONDS, "poll"
         if self._retries:
@@ -132,8 +134,10 @@ class Relay:
             WAKEUPS.labels(reason).inc()
             return
         WAKEUPS.labels("notify").inc()
-        if self.settings.RELAY_NOTIFY_DEBOUNCE_SECONDS:
-            await asyncio.sleep(self.settings.RELAY_NOTIFY_DEBOUNCE_SECONDS)
+        # Coalesce: not sooner than the minimum interval after the last claim began.
+        rest = self._claimed_at + self.settings.RELAY_NOTIFY_MIN_INTERVAL_SECONDS - loop.time()
+        if rest > 0:
+            await asyncio.sleep(rest)
 
     def _drop_due_retries(self) -> None:
         """The claim about to run picks up every retry due by now."""
