@@ -24,9 +24,11 @@ class RelaySettings(WorkerSettings):
     # died (lease expiry), inserts while its listener was reconnecting, rows made ready later.
     RELAY_FALLBACK_POLL_SECONDS: float = Field(default=5.0, gt=0)
     # Claims woken by notifications start at least this far apart: after a quiet spell a
-    # notification is claimed at once, under load the commits of this window share one claim
-    # (without it each commit made its own claim and mark: +4 ms of relay CPU per payment).
-    RELAY_NOTIFY_MIN_INTERVAL_SECONDS: float = Field(default=0.05, ge=0)
+    # notification is claimed at once, under load the commits of this window share one claim.
+    # Shorter costs CPU in every process downstream, not only the relay: the batches it
+    # publishes are what RabbitMQ, providers, the notifier, webhooks... handle in bursts
+    # (docs/performance.md, fourth round: 0 and 0.05 s measured, +10 ms per payment at 25/s).
+    RELAY_NOTIFY_MIN_INTERVAL_SECONDS: float = Field(default=0.1, ge=0)
     # The listener's connection is checked (SELECT 1) this often while no notification comes,
     # and reconnected with backoff doubling up to RELAY_LISTEN_RECONNECT_MAX_SECONDS.
     RELAY_LISTEN_CHECK_SECONDS: float = Field(default=5.0, gt=0)
