@@ -11,6 +11,8 @@ from payplane_core.ids import new_id
 from sqlalchemy import text
 from workers.notifier import store
 
+from tests.workers.test_notifier import attempts
+
 
 @pytest.fixture
 async def sessions(notifier_url, empty_notifier):
@@ -34,16 +36,11 @@ def outcome(status: int | None, error: str | None = None) -> store.AttemptOutcom
     return store.AttemptOutcome("http://127.0.0.1:1/hooks", datetime.now(UTC), 7, status, error)
 
 
-async def attempt_rows(db, delivery_id: str) -> list:
-    async with db.connect() as conn:
-        rows = await conn.execute(
-            text(
-                "SELECT number, trigger, status_code, succeeded, error, resulting_state"
-                " FROM delivery_attempts WHERE delivery_id = :id ORDER BY id"
-            ),
-            {"id": delivery_id},
-        )
-        return [tuple(r) for r in rows]
+async def attempt_rows(db, event_id: str) -> list:
+    return [
+        (r.number, r.trigger, r.status_code, r.succeeded, r.error, r.resulting_state)
+        for r in await attempts(db, event_id)
+    ]
 
 
 async def test_accept_claims_a_new_event_once(sessions, empty_notifier):
@@ -80,7 +77,7 @@ async def test_failures_then_success_each_leave_an_attempt_row(sessions, empty_n
         sessions, claim=again, outcome=outcome(204), manual=False, schedule=[60.0]
     )
     assert done.state == "delivered" and done.attempts == 2 and done.delivered_at is not None
-    assert await attempt_rows(empty_notifier, done.id) == [
+    assert await attempt_rows(empty_notifier, done.event_id) == [
         (1, "automatic", 500, False, "HTTP 500", "pending"),
         (2, "automatic", 204, True, None, "delivered"),
     ]
@@ -101,7 +98,7 @@ async def test_an_attempt_after_the_lease_was_taken_over_changes_nothing_but_its
         sessions, claim=claim, outcome=outcome(500, "HTTP 500"), manual=False, schedule=[60.0]
     )
     assert late.state == "delivered" and late.attempts == 1 and late.last_error is None
-    assert await attempt_rows(empty_notifier, late.id) == [
+    assert await attempt_rows(empty_notifier, late.event_id) == [
         (1, "automatic", 500, False, "HTTP 500", "delivered")
     ]
 
