@@ -11,13 +11,23 @@ from payplane_cli.stack import PROCESSES, Stack
 
 
 def up(stack: Stack, only: list[str] | None = None) -> list[tuple[str, str]]:
-    """Migrate, start and wait for each process in order; returns (name, address) pairs."""
+    """Migrate every database, start every process, then wait for each in order (running its
+    ``after_start`` once it is healthy); returns (name, address) pairs.
+
+    The processes start together rather than one after another: each spends its first seconds
+    importing, and on a small machine those imports overlap instead of adding up. Nothing needs
+    another process at start-up (each waits for its dependencies at request time or in its
+    readiness), and the migrations all finish before the first process starts, so the relay
+    never sees the payments database before its outbox exists.
+    """
     chosen = [PROCESSES[name] for name in (only or PROCESSES)]
-    started = []
     for process in chosen:
         if process.database is not None and process.alembic is not None:
             asyncio.run(prepare_database(process.alembic, stack.database_url(process.database)))
+    for process in chosen:
         stack.start(process)
+    started = []
+    for process in chosen:
         stack.wait_healthy(process)
         if process.after_start is not None:
             process.after_start(stack)
