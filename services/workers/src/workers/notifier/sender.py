@@ -91,10 +91,11 @@ async def _post(
     headers = signed_headers(
         secrets=secrets, webhook_id=webhook_id, body=body, at=datetime.now(UTC)
     )
-    headers["host"] = httpx.URL(pinned.url).netloc.decode("ascii")
+    url = httpx.URL(pinned.url)
+    headers["host"] = url.netloc.decode("ascii")
     request = client.build_request(
         "POST",
-        httpx.URL(pinned.url).copy_with(host=pinned.address),
+        url.copy_with(host=pinned.address),
         content=body.encode(),
         headers=headers,
         extensions={"sni_hostname": pinned.host},

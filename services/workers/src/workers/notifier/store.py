@@ -8,15 +8,18 @@ state set by the one that took over. Times come from the database clock.
 """
 
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from payplane_core.db import autocommit
+import asyncpg
 from payplane_core.ids import has_prefix, new_id
 from payplane_core.pagination import newest_first
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.util import greenlet_spawn
 
 from workers.notifier.models import Delivery, DeliveryAttempt
 
@@ -56,28 +59,56 @@ def _lease_end(seconds: float):
     return func.now() + func.make_interval(0, 0, 0, 0, 0, 0, seconds)
 
 
-_COLUMNS = ", ".join(c.name for c in Delivery.__table__.columns)
+_COLUMN_NAMES = tuple(c.name for c in Delivery.__table__.columns)
+_COLUMNS = ", ".join(_COLUMN_NAMES)
 
-# One statement, atomic on its own: run in autocommit (no BEGIN/COMMIT round trips), plain SQL
-# (no ORM statement building on the hot path); result columns typed like the model's.
+# One statement, atomic on its own: sent on the pooled connection's asyncpg connection outside
+# any transaction (autocommit: no BEGIN/COMMIT round trips), as plain SQL with positional
+# parameters: no SQLAlchemy statement execution or result processing on the hot path.
 _ACCEPT_SQL = """
     INSERT INTO deliveries ({columns})
-    VALUES (:id, :event_id, :merchant_id, :payment_id, :event_type, :body, CAST(:trace AS jsonb),
-            'pending', 0, now() + make_interval(secs => CAST(:lease AS float8)),
-            now() + make_interval(secs => CAST(:lease AS float8)), NULL, NULL, now(), now(), NULL)
+    VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, 'pending', 0,
+            now() + make_interval(secs => $8::float8), now() + make_interval(secs => $8::float8),
+            NULL, NULL, now(), now(), NULL)
     ON CONFLICT (event_id) DO NOTHING
     RETURNING {columns}
 """
-_ACCEPT = text(_ACCEPT_SQL.format(columns=_COLUMNS)).columns(*Delivery.__table__.columns)
+_ACCEPT = _ACCEPT_SQL.format(columns=_COLUMNS)
 
 
 def _engine(sessions: async_sessionmaker) -> AsyncEngine:
     return sessions.kw["bind"]
 
 
+@asynccontextmanager
+async def _autocommit(sessions: async_sessionmaker) -> AsyncIterator[asyncpg.Connection]:
+    """A pooled connection's own asyncpg connection: each statement its own transaction.
+
+    SQLAlchemy's execution layer (statement compilation cache, parameter and result
+    processing, Row objects) cost about as much CPU as asyncpg itself for these two statements
+    (0.65 ms per delivery of 1.1 ms). The connection still comes from the engine's pool
+    (its checks before use and its metrics included). One that failed other than by the
+    server's answer (lost, cancelled mid-statement) is discarded, not pooled again."""
+    pooled = await _engine(sessions).raw_connection()
+    try:
+        yield pooled.driver_connection
+    except asyncpg.PostgresError:
+        await greenlet_spawn(pooled.close)
+        raise
+    except BaseException:
+        pooled.invalidate()  # terminated at once: its protocol state is unknown
+        raise
+    else:
+        await greenlet_spawn(pooled.close)  # as AsyncConnection.close does: it may await
+
+
 def _delivery(row: Any) -> Delivery:
-    """A detached model instance from a RETURNING row (no session, no identity map)."""
-    return Delivery(**row._mapping)
+    """A detached model instance from a RETURNING row (no session, no identity map); asyncpg
+    hands jsonb over as text here (the codec SQLAlchemy's dialect sets on its connections)."""
+    values = dict(zip(_COLUMN_NAMES, row, strict=True))
+    if isinstance(values["trace"], str):
+        values["trace"] = json.loads(values["trace"])
+    return Delivery(**values)
 
 
 async def accept_event(
@@ -88,18 +119,18 @@ async def accept_event(
     A known event is someone else's business (delivered, failed, or pending with the retry
     loop): the caller acks the message without sending anything.
     """
-    params = {
-        "id": new_id("dlv"),
-        "event_id": event.event_id,
-        "merchant_id": event.merchant_id,
-        "payment_id": event.payment_id,
-        "event_type": event.event_type,
-        "body": event.body,
-        "trace": json.dumps(event.trace),
-        "lease": lease_seconds,
-    }
-    async with autocommit(_engine(sessions)) as conn:
-        row = (await conn.execute(_ACCEPT, params)).first()
+    async with _autocommit(sessions) as conn:
+        row = await conn.fetchrow(
+            _ACCEPT,
+            new_id("dlv"),
+            event.event_id,
+            event.merchant_id,
+            event.payment_id,
+            event.event_type,
+            event.body,
+            json.dumps(event.trace),
+            lease_seconds,
+        )
     if row is None:
         return None
     created = _delivery(row)
@@ -179,13 +210,13 @@ def next_state(
 _RECORD = """
     WITH updated AS (
         UPDATE deliveries
-        SET state = :state, attempts = attempts + 1, locked_until = NULL,
-            last_status = :last_status, last_error = :last_error, updated_at = now(){extra}
-        WHERE id = :delivery_id AND locked_until = :lease
+        SET state = $3, attempts = attempts + 1, locked_until = NULL,
+            last_status = $4, last_error = $5, updated_at = now(){extra}
+        WHERE id = $1 AND locked_until = $2
         RETURNING {columns}
     ), theirs AS (
         SELECT {columns} FROM deliveries
-        WHERE id = :delivery_id AND NOT EXISTS (SELECT 1 FROM updated)
+        WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM updated)
         FOR SHARE
     ), now_state AS (
         SELECT {columns} FROM updated UNION ALL SELECT {columns} FROM theirs
@@ -193,22 +224,20 @@ _RECORD = """
         INSERT INTO delivery_attempts (delivery_id, number, trigger, url, started_at, latency_ms,
                                        status_code, succeeded, error, resulting_state)
         SELECT now_state.id,
-               (SELECT count(*) FROM delivery_attempts WHERE delivery_id = :delivery_id) + 1,
-               CAST(:trigger AS text), CAST(:url AS text), CAST(:started_at AS timestamptz),
-               CAST(:latency_ms AS integer), CAST(:status_code AS integer),
-               CAST(:succeeded AS boolean), CAST(:error AS text), now_state.state
+               (SELECT count(*) FROM delivery_attempts WHERE delivery_id = $1) + 1,
+               $6::text, $7::text, $8::timestamptz, $9::integer, $10::integer,
+               $11::boolean, $12::text, now_state.state
         FROM now_state
     )
     SELECT {columns} FROM now_state
 """
 _RECORD_EXTRA = {
     "delivered": ", delivered_at = now()",
-    "retry": ", next_attempt_at = now() + make_interval(secs => CAST(:wait AS float8))",
+    "retry": ", next_attempt_at = now() + make_interval(secs => $13::float8)",
     "final": "",
 }
 _RECORDS = {
-    kind: text(_RECORD.format(extra=extra, columns=_COLUMNS)).columns(*Delivery.__table__.columns)
-    for kind, extra in _RECORD_EXTRA.items()
+    kind: _RECORD.format(extra=extra, columns=_COLUMNS) for kind, extra in _RECORD_EXTRA.items()
 }
 
 
@@ -228,29 +257,29 @@ async def record_attempt(
         manual=manual,
         schedule=schedule,
     )
-    params: dict[str, Any] = {
-        "delivery_id": delivery.id,
-        "lease": claim.lease,
-        "state": state,
-        "last_status": outcome.status_code,
-        "last_error": outcome.error,
-        "trigger": "manual" if manual else "automatic",
-        "url": outcome.url,
-        "started_at": outcome.started_at,
-        "latency_ms": outcome.latency_ms,
-        "status_code": outcome.status_code,
-        "succeeded": outcome.succeeded,
-        "error": outcome.error,
-    }
+    params: list[Any] = [
+        delivery.id,
+        claim.lease,
+        state,
+        outcome.status_code,
+        outcome.error,
+        "manual" if manual else "automatic",
+        outcome.url,
+        outcome.started_at,
+        outcome.latency_ms,
+        outcome.status_code,
+        outcome.succeeded,
+        outcome.error,
+    ]
     if state == "delivered":
         statement = _RECORDS["delivered"]
     elif wait is not None:
         statement = _RECORDS["retry"]
-        params["wait"] = wait
+        params.append(wait)
     else:
         statement = _RECORDS["final"]
-    async with autocommit(_engine(sessions)) as conn:
-        row = (await conn.execute(statement, params)).one()
+    async with _autocommit(sessions) as conn:
+        row = await conn.fetchrow(statement, *params)
     return _delivery(row)
 
 

@@ -1,0 +1,120 @@
+"""The notifier's store on its asyncpg connections: the claim, the attempt record and its lease
+token, and what becomes of a connection whose statement failed."""
+
+import asyncio
+from datetime import UTC, datetime
+
+import asyncpg
+import pytest
+from payplane_core.db import create_engine, session_factory
+from payplane_core.ids import new_id
+from sqlalchemy import text
+from workers.notifier import store
+
+from tests.workers.test_notifier import attempts
+
+
+@pytest.fixture
+async def sessions(notifier_url, empty_notifier):
+    engine = create_engine(notifier_url, pool_size=1, max_overflow=0)
+    yield session_factory(engine)
+    await engine.dispose()
+
+
+def incoming(event_id: str | None = None) -> store.IncomingEvent:
+    return store.IncomingEvent(
+        event_id=event_id or new_id("evt"),
+        merchant_id="mer_store",
+        payment_id="pay_store",
+        event_type="payment.succeeded",
+        body='{"type": "payment.succeeded"}',
+        trace={"x-request-id": "req-1", "traceparent": "00-" + "a" * 32 + "-" + "b" * 16 + "-01"},
+    )
+
+
+def outcome(status: int | None, error: str | None = None) -> store.AttemptOutcome:
+    return store.AttemptOutcome("http://127.0.0.1:1/hooks", datetime.now(UTC), 7, status, error)
+
+
+async def attempt_rows(db, event_id: str) -> list:
+    return [
+        (r.number, r.trigger, r.status_code, r.succeeded, r.error, r.resulting_state)
+        for r in await attempts(db, event_id)
+    ]
+
+
+async def test_accept_claims_a_new_event_once(sessions, empty_notifier):
+    event = incoming()
+    claim = await store.accept_event(sessions, event=event, lease_seconds=30)
+    assert claim is not None
+    delivery = claim.delivery
+    assert (delivery.event_id, delivery.body, delivery.trace) == (
+        event.event_id,
+        event.body,
+        event.trace,
+    )
+    assert delivery.state == "pending" and delivery.attempts == 0
+    assert claim.lease == delivery.locked_until == delivery.next_attempt_at
+    assert claim.lease.tzinfo is not None and claim.lease > datetime.now(UTC)
+    assert await store.accept_event(sessions, event=event, lease_seconds=30) is None
+    async with empty_notifier.connect() as conn:
+        stored = await conn.scalar(text("SELECT trace FROM deliveries"))
+    assert stored == event.trace
+
+
+async def test_failures_then_success_each_leave_an_attempt_row(sessions, empty_notifier):
+    claim = await store.accept_event(sessions, event=incoming(), lease_seconds=30)
+    failed = await store.record_attempt(
+        sessions, claim=claim, outcome=outcome(500, "HTTP 500"), manual=False, schedule=[60.0]
+    )
+    assert failed.state == "pending" and failed.attempts == 1 and failed.locked_until is None
+    assert failed.last_error == "HTTP 500" and failed.next_attempt_at > datetime.now(UTC)
+    assert await store.claim_due(sessions, batch=10, lease_seconds=30) == []  # due in a minute
+    async with empty_notifier.begin() as conn:
+        await conn.execute(text("UPDATE deliveries SET next_attempt_at = now()"))
+    [again] = await store.claim_due(sessions, batch=10, lease_seconds=30)
+    done = await store.record_attempt(
+        sessions, claim=again, outcome=outcome(204), manual=False, schedule=[60.0]
+    )
+    assert done.state == "delivered" and done.attempts == 2 and done.delivered_at is not None
+    assert await attempt_rows(empty_notifier, done.event_id) == [
+        (1, "automatic", 500, False, "HTTP 500", "pending"),
+        (2, "automatic", 204, True, None, "delivered"),
+    ]
+
+
+async def test_an_attempt_after_the_lease_was_taken_over_changes_nothing_but_its_own_row(
+    sessions, empty_notifier
+):
+    claim = await store.accept_event(sessions, event=incoming(), lease_seconds=30)
+    async with empty_notifier.begin() as conn:  # another notifier took it over and delivered
+        await conn.execute(
+            text(
+                "UPDATE deliveries SET state = 'delivered', attempts = 1, locked_until = NULL,"
+                " delivered_at = now()"
+            )
+        )
+    late = await store.record_attempt(
+        sessions, claim=claim, outcome=outcome(500, "HTTP 500"), manual=False, schedule=[60.0]
+    )
+    assert late.state == "delivered" and late.attempts == 1 and late.last_error is None
+    assert await attempt_rows(empty_notifier, late.event_id) == [
+        (1, "automatic", 500, False, "HTTP 500", "delivered")
+    ]
+
+
+async def test_a_connection_cut_short_is_discarded_and_a_refused_statement_keeps_it(sessions):
+    async with store._autocommit(sessions) as conn:
+        first = conn
+    with pytest.raises(asyncpg.PostgresError):
+        async with store._autocommit(sessions) as conn:
+            await conn.fetchval("SELECT 1 / 0")
+    async with store._autocommit(sessions) as conn:
+        assert conn is first  # the server answered: the connection is fine, and pooled again
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.2), store._autocommit(sessions) as conn:
+            await conn.fetchval("SELECT pg_sleep(30)")
+    async with store._autocommit(sessions) as conn:
+        assert conn is not first  # cancelled mid-statement: replaced, not handed out again
+        assert await conn.fetchval("SELECT 1") == 1
+    assert first.is_closed()
