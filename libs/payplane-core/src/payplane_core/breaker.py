@@ -19,20 +19,25 @@ If nothing probes for ``open_seconds`` after the open period, ``tripped`` expire
 circuit is closed again (no traffic, no harm). Failures are counted with or without successes
 in between (a flapping dependency still trips); callers that want "consecutive failures"
 semantics call ``record_success()``, which clears the count. Each operation is one atomic
-Lua script or MULTI, one round trip.
+Lua script or MULTI, one round trip; ``read_state`` and ``success_call`` hand the same reads and
+script to a caller that sends them in a round trip it makes anyway (providers: with its routing
+lock and its unlock).
 """
 
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import Counter, Gauge
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from payplane_core.dberrors import Fault, classify
 from payplane_core.internal_auth import verified_identity
 from payplane_core.problems import retry_after
+from payplane_core.scripts import ScriptCall
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +170,15 @@ class CircuitBreaker:
     async def record_success(self, *, clear_failures: bool = True) -> bool:
         """A success: closes a half-open circuit (True when it did). ``clear_failures=False``
         keeps the closed circuit's count (failures need not be consecutive to trip it)."""
-        closed = await self._record_success(keys=self._keys, args=[int(clear_failures)])
+        call = self.success_call(clear_failures=clear_failures)
+        return self.success_recorded(await call.run(self.redis))
+
+    def success_call(self, *, clear_failures: bool = True) -> ScriptCall:
+        """``record_success`` as a script call, for a caller that sends it in a round trip it
+        makes anyway (``scripts.run_together``); hand its result to ``success_recorded``."""
+        return ScriptCall(self._record_success, self._keys, [int(clear_failures)])
+
+    def success_recorded(self, closed: Any) -> bool:
         if closed:
             observe(self.name, False)
         return bool(closed)
@@ -176,8 +189,15 @@ class CircuitBreaker:
 
     async def state(self) -> BreakerState:
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.pttl(self.open_key).exists(self.tripped_key)
-            remaining_ms, tripped = await pipe.execute()
+            self.read_state(pipe)
+            return self.state_from(*await pipe.execute())
+
+    def read_state(self, pipe: Pipeline) -> None:
+        """Queue the two reads ``state`` makes, for a caller that reads more in the same round
+        trip (in a MULTI, so that they are one snapshot); their replies go to ``state_from``."""
+        pipe.pttl(self.open_key).exists(self.tripped_key)
+
+    def state_from(self, remaining_ms: int | None, tripped: int) -> BreakerState:
         if remaining_ms is not None and remaining_ms > 0:
             observe(self.name, True)
             return BreakerState(open=True, retry_after_seconds=remaining_ms / 1000)

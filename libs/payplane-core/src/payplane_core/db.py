@@ -182,6 +182,26 @@ async def prepare_database(alembic_ini: Path, url: str) -> None:
 @asynccontextmanager
 async def autocommit(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     """A connection where each statement is its own transaction: for work that is one atomic
-    statement, it saves the BEGIN and COMMIT round trips."""
+    statement, it saves the BEGIN and COMMIT round trips.
+
+    A connection of the engine's one pool (the connection budget counts no other), switched to
+    autocommit at the driver for the block and back before it returns to the pool. SQLAlchemy's
+    ``execution_options(isolation_level="AUTOCOMMIT")`` does the same through its connection
+    characteristics (a greenlet hop, a level check, a reset callback at check-in), about 40 µs
+    of CPU per use; an engine derived with ``engine.execution_options(...)`` shares the pool and
+    pays the same per checkout. The driver's ``autocommit`` switch (SQLAlchemy's asyncpg
+    adapter: no BEGIN is sent while it is on) is an attribute, with no I/O either way.
+    ``tests/core/test_db_autocommit.py``: statements commit as they run, and the connection's
+    next user gets transactions again (a rollback rolls back)."""
     async with engine.connect() as conn:
-        yield await conn.execution_options(isolation_level="AUTOCOMMIT")
+        if engine.dialect.driver != "asyncpg":  # only the asyncpg adapter is known to switch so
+            yield await conn.execution_options(isolation_level="AUTOCOMMIT")
+            return
+        driver = conn.sync_connection.connection.dbapi_connection
+        assert driver is not None  # just checked out
+        driver.autocommit = True
+        try:
+            yield conn
+        finally:
+            # Before the check-in; the adapter restores the level it was connected with.
+            driver.autocommit = False

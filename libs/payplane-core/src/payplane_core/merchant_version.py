@@ -35,6 +35,7 @@ async def bump(redis: Redis, merchant_id: str) -> None:
 
 
 _UNKNOWN: Any = object()  # the version could not be read: nothing cached is trusted
+READ_HERE: Any = object()  # get's version when the caller did not read it
 
 
 class VersionedCache(Generic[T]):
@@ -53,8 +54,12 @@ class VersionedCache(Generic[T]):
         merchant_id: str,
         fetch: Callable[[], Awaitable[T]],
         keep: Callable[[T], bool] = lambda _: True,
+        version: Any = READ_HERE,
     ) -> T:
-        version = await self._version(merchant_id)
+        """``version``: the reply to a GET of ``version_key`` that the caller made itself (in a
+        round trip it makes anyway), before this call; by default it is read here."""
+        if version is READ_HERE:
+            version = await self._version(merchant_id)
         entry = self._entries.get(merchant_id)
         if (
             entry is not None
@@ -69,6 +74,10 @@ class VersionedCache(Generic[T]):
                 self._entries.clear()
             self._entries[merchant_id] = (version, time.monotonic() + self.seconds, value)
         return value
+
+    def version_key(self, merchant_id: str) -> str | None:
+        """The key to read for ``get``'s ``version``; None without Redis (nothing to read)."""
+        return None if self.redis is None else version_key(merchant_id)
 
     async def _version(self, merchant_id: str) -> Any:
         if self.redis is None:

@@ -21,10 +21,11 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from providers import policy, provider_client, records, registry, routing
-from providers.lease import Held, payment_lock
+from providers.lease import Held, Lease, payment_lock
 from providers.models import Provider, Routing
 from providers.platform import MerchantsClient, PaymentsClient
 from providers.policy import CallOutcome, Next, Resolution
+from providers.prefetch import Prefetch
 from providers.records import Accepted, Earlier
 
 log = logging.getLogger(__name__)
@@ -89,36 +90,66 @@ def breaker_for(deps: FlowDeps, provider: Provider) -> CircuitBreaker:
     return breaker
 
 
+@dataclass
+class _Visit:
+    """One routing of one payment: its lock, and what was read from Redis with it."""
+
+    lease: Lease
+    ahead: Prefetch
+
+
 async def route_payment(deps: FlowDeps, *, payment: dict[str, Any]) -> Routing:
+    ahead = _prefetch(deps, payment)
     try:
-        async with payment_lock(deps.redis, payment["id"]):
-            return await _route_locked(deps, payment=payment)
+        async with payment_lock(deps.redis, payment["id"], reads=ahead.queue) as lease:
+            ahead.take(lease.read)
+            return await _route_locked(deps, _Visit(lease, ahead), payment=payment)
     except Held:
         raise RetryLater("another worker is routing this payment") from None
 
 
-async def _route_locked(deps: FlowDeps, *, payment: dict[str, Any]) -> Routing:
+def _prefetch(deps: FlowDeps, payment: dict[str, Any]) -> Prefetch:
+    """The merchant's settings version, and the breaker of the provider likely to be asked
+    first, as far as this process knows (``providers.prefetch``)."""
+    likely = routing.order(
+        routing.eligible(
+            deps.provider_cache.last_read().values(), currency=payment["currency"], allowed=None
+        ),
+        payment_id=payment["id"],
+        unhealthy=deps.unhealthy,
+    )
+    return Prefetch(
+        deps.merchants.version_key(payment["merchant_id"]),
+        [breaker_for(deps, provider) for provider in likely[:1]],
+    )
+
+
+async def _route_locked(deps: FlowDeps, visit: _Visit, *, payment: dict[str, Any]) -> Routing:
     found = await records.find(deps.engine, payment["id"])
     if found.routing is not None:  # redelivered: decided before, reported again
         decided, accepted = found.routing, found.accepted()
     else:
-        decided, accepted = await _decide(deps, payment=payment, found=found)
+        decided, accepted = await _decide(deps, visit, payment=payment, found=found)
     await _report_decision(deps, decided, accepted)
     return decided
 
 
-async def _decide(deps: FlowDeps, *, payment: dict[str, Any], found: records.Found) -> Decided:
+async def _decide(
+    deps: FlowDeps, visit: _Visit, *, payment: dict[str, Any], found: records.Found
+) -> Decided:
     payment_id = payment["id"]
     earlier = found.attempts
     providers = await deps.provider_cache.get(deps.engine, found.providers_digest)
     kept = policy.holder(earlier)
     if kept is not None:  # a worker died between the charge and the decision
         return await _accept(deps, payment_id, kept, found.accepted(), finished=None)
-    settled = await _settle_unsettled(deps, providers, earlier, payment_id)
+    settled = await _settle_unsettled(deps, visit, providers, earlier, payment_id)
     if settled is not None:
         return settled
 
-    allowed = await deps.merchants.allowed_providers(payment["merchant_id"])
+    allowed = await deps.merchants.allowed_providers(
+        payment["merchant_id"], version=visit.ahead.version
+    )
     candidates = routing.order(
         routing.eligible(providers.values(), currency=payment["currency"], allowed=allowed),
         payment_id=payment_id,
@@ -129,7 +160,7 @@ async def _decide(deps: FlowDeps, *, payment: dict[str, Any], found: records.Fou
     number = len(earlier)
     for provider in candidates:
         breaker = breaker_for(deps, provider)
-        state = await breaker.state()
+        state = await visit.ahead.state(breaker)
         if state.open:
             ATTEMPTS.labels(provider.name, "circuit_open").inc()
             await deps.payments.report(
@@ -143,7 +174,8 @@ async def _decide(deps: FlowDeps, *, payment: dict[str, Any], found: records.Fou
             )
             continue
         number += 1
-        finished = await _attempt(deps, provider, breaker, payment=payment, number=number)
+        visit.ahead.provider_called()
+        finished = await _attempt(deps, visit, provider, breaker, payment=payment, number=number)
         if finished is not None:
             accepted = Accepted(number, finished["charge_id"], attempts=number)
             return await _accept(deps, payment_id, provider.name, accepted, finished)
@@ -151,7 +183,11 @@ async def _decide(deps: FlowDeps, *, payment: dict[str, Any], found: records.Fou
 
 
 async def _settle_unsettled(
-    deps: FlowDeps, providers: dict[str, Provider], earlier: list[Earlier], payment_id: str
+    deps: FlowDeps,
+    visit: _Visit,
+    providers: dict[str, Provider],
+    earlier: list[Earlier],
+    payment_id: str,
 ) -> Decided | None:
     """An attempt whose result we never learned is settled before anyone else may charge:
     the decision when one of them charged, None when none did."""
@@ -159,6 +195,7 @@ async def _settle_unsettled(
         provider = providers.get(attempt.provider)
         if provider is None:
             raise RetryLater(f"unknown attempt at unregistered provider {attempt.provider}")
+        visit.ahead.provider_called()
         resolution, charge = await _cancel(deps, provider, payment_id)
         step = policy.after_cancel(resolution)
         if step is Next.WAIT:
@@ -173,7 +210,13 @@ async def _settle_unsettled(
 
 
 async def _attempt(
-    deps: FlowDeps, provider: Provider, breaker: CircuitBreaker, *, payment: dict, number: int
+    deps: FlowDeps,
+    visit: _Visit,
+    provider: Provider,
+    breaker: CircuitBreaker,
+    *,
+    payment: dict,
+    number: int,
 ) -> dict | None:
     """One provider, one try. When the payment now belongs to this provider: how to finish
     its attempt (``records.finish``; written with the decision, in one statement). None when
@@ -206,8 +249,8 @@ async def _attempt(
         finish |= {"charge": outcome.charge, "error": outcome.error}
     asked_to_cancel = outcome.result is policy.Result.AMBIGUOUS
     if step is Next.KEEP:
-        if not asked_to_cancel:
-            await breaker.record_success()
+        if not asked_to_cancel:  # recorded with the unlock, also if the routing fails later
+            visit.lease.release_with(breaker.success_call(), breaker.success_recorded)
         return records.finish(attempt_id, state="accepted", **finish)
     if step is Next.WAIT:
         await records.finish_attempt(

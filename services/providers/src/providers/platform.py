@@ -4,7 +4,7 @@ import logging
 from typing import Any
 
 import httpx
-from payplane_core.merchant_version import VersionedCache
+from payplane_core.merchant_version import READ_HERE, VersionedCache
 from redis.asyncio import Redis
 
 log = logging.getLogger(__name__)
@@ -68,14 +68,24 @@ class MerchantsClient:
         self.http = http
         self._cache: VersionedCache[list[str] | None] = VersionedCache(redis, seconds=cache_seconds)
 
-    async def allowed_providers(self, merchant_id: str) -> list[str] | None:
-        """None: no restriction (no merchants service configured, or an empty list)."""
+    async def allowed_providers(
+        self, merchant_id: str, version: Any = READ_HERE
+    ) -> list[str] | None:
+        """None: no restriction (no merchants service configured, or an empty list).
+        ``version``: the reply to a GET of ``version_key``, if the caller read it."""
         if self.http is None:
             return None
         # An unknown merchant ([]: allowed nowhere) is not kept: it may be created later.
         return await self._cache.get(
-            merchant_id, lambda: self._fetch(merchant_id), keep=lambda allowed: allowed != []
+            merchant_id,
+            lambda: self._fetch(merchant_id),
+            keep=lambda allowed: allowed != [],
+            version=version,
         )
+
+    def version_key(self, merchant_id: str) -> str | None:
+        """What to read for ``allowed_providers``' ``version``; None: nothing is read."""
+        return None if self.http is None else self._cache.version_key(merchant_id)
 
     async def _fetch(self, merchant_id: str) -> list[str] | None:
         assert self.http is not None

@@ -112,6 +112,10 @@ class ProviderCache:
         self._digest: str | None = None
         self._providers: dict[str, Provider] = {}
 
+    def last_read(self) -> dict[str, Provider]:
+        """As last read, unchecked: only to guess ahead (which breakers to read with the lock)."""
+        return self._providers
+
     async def get(self, engine: AsyncEngine, digest: str | None) -> dict[str, Provider]:
         """By name. ``digest``: the registry's ``DIGEST_SQL`` as the caller just read it."""
         if digest is None or digest != self._digest:
