@@ -14,6 +14,7 @@ MODULES = [
     "flow",
     "tracing",
     "sustained",
+    "idle",
     "lifecycle",
     "operator",
 ]
