@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 import pytest
-from payplane_core.db import create_engine, session_factory
+from payplane_core.db import create_engine, driver_connection, session_factory
 from payplane_core.ids import new_id
 from sqlalchemy import text
 from workers.notifier import store
@@ -104,17 +104,17 @@ async def test_an_attempt_after_the_lease_was_taken_over_changes_nothing_but_its
 
 
 async def test_a_connection_cut_short_is_discarded_and_a_refused_statement_keeps_it(sessions):
-    async with store._autocommit(sessions) as conn:
+    async with driver_connection(sessions.kw["bind"]) as conn:
         first = conn
     with pytest.raises(asyncpg.PostgresError):
-        async with store._autocommit(sessions) as conn:
+        async with driver_connection(sessions.kw["bind"]) as conn:
             await conn.fetchval("SELECT 1 / 0")
-    async with store._autocommit(sessions) as conn:
+    async with driver_connection(sessions.kw["bind"]) as conn:
         assert conn is first  # the server answered: the connection is fine, and pooled again
     with pytest.raises(TimeoutError):
-        async with asyncio.timeout(0.2), store._autocommit(sessions) as conn:
+        async with asyncio.timeout(0.2), driver_connection(sessions.kw["bind"]) as conn:
             await conn.fetchval("SELECT pg_sleep(30)")
-    async with store._autocommit(sessions) as conn:
+    async with driver_connection(sessions.kw["bind"]) as conn:
         assert conn is not first  # cancelled mid-statement: replaced, not handed out again
         assert await conn.fetchval("SELECT 1") == 1
     assert first.is_closed()

@@ -8,10 +8,11 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 import httpx
+from payplane_core.db import asyncpg_dsn
 from prometheus_client import REGISTRY
 from sqlalchemy import text
 from workers.relay.config import RelaySettings
-from workers.relay.listener import APPLICATION_NAME, CHANNEL, asyncpg_dsn
+from workers.relay.listener import APPLICATION_NAME, CHANNEL
 from workers.relay.main import create_app
 from workers.relay.publisher import Relay
 

@@ -8,18 +8,15 @@ state set by the one that took over. Times come from the database clock.
 """
 
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import asyncpg
+from payplane_core.db import driver_connection
 from payplane_core.ids import has_prefix, new_id
 from payplane_core.pagination import newest_first
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-from sqlalchemy.util import greenlet_spawn
 
 from workers.notifier.models import Delivery, DeliveryAttempt
 
@@ -80,28 +77,6 @@ def _engine(sessions: async_sessionmaker) -> AsyncEngine:
     return sessions.kw["bind"]
 
 
-@asynccontextmanager
-async def _autocommit(sessions: async_sessionmaker) -> AsyncIterator[asyncpg.Connection]:
-    """A pooled connection's own asyncpg connection: each statement its own transaction.
-
-    SQLAlchemy's execution layer (statement compilation cache, parameter and result
-    processing, Row objects) cost about as much CPU as asyncpg itself for these two statements
-    (0.65 ms per delivery of 1.1 ms). The connection still comes from the engine's pool
-    (its checks before use and its metrics included). One that failed other than by the
-    server's answer (lost, cancelled mid-statement) is discarded, not pooled again."""
-    pooled = await _engine(sessions).raw_connection()
-    try:
-        yield pooled.driver_connection
-    except asyncpg.PostgresError:
-        await greenlet_spawn(pooled.close)
-        raise
-    except BaseException:
-        pooled.invalidate()  # terminated at once: its protocol state is unknown
-        raise
-    else:
-        await greenlet_spawn(pooled.close)  # as AsyncConnection.close does: it may await
-
-
 def _delivery(row: Any) -> Delivery:
     """A detached model instance from a RETURNING row (no session, no identity map); asyncpg
     hands jsonb over as text here (the codec SQLAlchemy's dialect sets on its connections)."""
@@ -119,7 +94,7 @@ async def accept_event(
     A known event is someone else's business (delivered, failed, or pending with the retry
     loop): the caller acks the message without sending anything.
     """
-    async with _autocommit(sessions) as conn:
+    async with driver_connection(_engine(sessions)) as conn:
         row = await conn.fetchrow(
             _ACCEPT,
             new_id("dlv"),
@@ -278,7 +253,7 @@ async def record_attempt(
         params.append(wait)
     else:
         statement = _RECORDS["final"]
-    async with _autocommit(sessions) as conn:
+    async with driver_connection(_engine(sessions)) as conn:
         row = await conn.fetchrow(statement, *params)
     return _delivery(row)
 

@@ -20,8 +20,8 @@ import contextlib
 import logging
 
 import asyncpg
+from payplane_core.db import asyncpg_dsn
 from prometheus_client import Counter, Gauge
-from sqlalchemy.engine import make_url
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +38,6 @@ LISTENING = Gauge(
 CONNECTS = Counter(
     "payplane_relay_listener_connects_total", "Times the relay's listener (re)started listening"
 )
-
-
-def asyncpg_dsn(url: str) -> str:
-    """A SQLAlchemy URL (``postgresql+asyncpg://`` or plain) as a DSN asyncpg connects to."""
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 class Listener:
