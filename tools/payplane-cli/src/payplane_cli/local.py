@@ -9,6 +9,10 @@ from payplane_core.db import drop_database, prepare_database
 
 from payplane_cli.stack import PROCESSES, Stack
 
+# How long `up` waits for each process to answer healthy, counted from when it starts waiting
+# for that one.
+START_TIMEOUT_SECONDS = 90.0
+
 
 def up(stack: Stack, only: list[str] | None = None) -> list[tuple[str, str]]:
     """Migrate every database, start every process, then wait for each in order (running its
@@ -28,7 +32,9 @@ def up(stack: Stack, only: list[str] | None = None) -> list[tuple[str, str]]:
         stack.start(process)
     started = []
     for process in chosen:
-        stack.wait_healthy(process)
+        # Its import competes with every other start for the two cores, so it gets longer than
+        # a lone start would need; a process that exits is reported at once all the same.
+        stack.wait_healthy(process, timeout=START_TIMEOUT_SECONDS)
         if process.after_start is not None:
             process.after_start(stack)
         address = stack.url(process.name) if process.port is not None else "(worker)"
