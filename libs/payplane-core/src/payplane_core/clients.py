@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 
+from payplane_core import http
 from payplane_core.internal_client import InternalSigner
 
 
@@ -39,7 +40,7 @@ def internal_http(
 ) -> httpx.AsyncClient:
     """The one way a service or tool talks to a service: every request signed by ``signer``
     (``options``: more ``httpx.AsyncClient`` arguments, e.g. a transport)."""
-    return httpx.AsyncClient(base_url=base_url, auth=signer, timeout=timeout, **options)
+    return http.client(base_url=base_url, auth=signer, timeout=timeout, **options)
 
 
 class InternalClient:

@@ -139,6 +139,16 @@ def _instrument_libraries() -> None:
                 _redis_in_recorded_traces_only()
 
 
+def instrument_http_client(client) -> None:
+    """Client spans and trace headers for an httpx client over another transport than httpx's
+    own (``payplane_core.http``), which the global instrumentation does not reach."""
+    if _provider is None:
+        return
+    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+
+    HTTPXClientInstrumentor.instrument_client(client)
+
+
 def _excluded(scope) -> bool:
     return scope.get("path") in EXCLUDED_PATHS or _sampled_out(scope)
 

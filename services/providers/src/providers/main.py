@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 
 import httpx
 from fastapi import FastAPI
+from payplane_core import http
 from payplane_core.app import create_service_app
 from payplane_core.crypto import SecretBox
 from payplane_core.db import create_engine, ping, session_factory
@@ -38,7 +39,7 @@ async def _flow_deps(settings: Settings) -> AsyncIterator[FlowDeps]:
         stack.push_async_callback(engine.dispose)
         stack.push_async_callback(redis.aclose)
         to_providers = await stack.enter_async_context(
-            httpx.AsyncClient(limits=httpx.Limits(max_connections=200))
+            http.client(limits=httpx.Limits(max_connections=200))
         )
         payments_http = await stack.enter_async_context(
             _internal_client(settings, settings.PAYMENTS_URL, "payments")

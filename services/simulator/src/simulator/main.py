@@ -4,8 +4,8 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import httpx
 from fastapi import FastAPI
+from payplane_core import http
 from payplane_core.app import create_service_app
 from payplane_core.problems import PROBLEM_RESPONSES
 
@@ -19,7 +19,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.http = httpx.AsyncClient()
+        app.state.http = http.client()
         yield
         for task in list(app.state.tasks):
             task.cancel()

@@ -5,6 +5,7 @@ merchants service bumps it after every change, a new URL or a rotated secret inc
 from dataclasses import dataclass
 
 import httpx
+from payplane_core import http
 from payplane_core.merchant_version import VersionedCache
 from redis.asyncio import Redis
 
@@ -33,7 +34,7 @@ class MerchantDirectory:
         cache_seconds: float,
         timeout: float = 5.0,
     ) -> None:
-        self._client = httpx.AsyncClient(base_url=base_url, auth=auth, timeout=timeout)
+        self._client = http.client(base_url=base_url, auth=auth, timeout=timeout)
         self._cache: VersionedCache[WebhookTarget] = VersionedCache(redis, seconds=cache_seconds)
 
     async def target(self, merchant_id: str) -> WebhookTarget:

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 import httpx
 from fastapi import FastAPI
+from payplane_core import http
 from payplane_core.app import create_service_app
 from payplane_core.db import create_engine, ping, session_factory
 from redis.asyncio import Redis
@@ -38,7 +39,7 @@ def create_app(settings: NotifierSettings | None = None, *, run_pipeline: bool =
             cache_seconds=settings.MERCHANT_CACHE_SECONDS,
         )
         # Webhooks go to merchants' servers: no redirects followed, no environment proxies.
-        client = httpx.AsyncClient(
+        client = http.client(
             follow_redirects=False,
             trust_env=False,
             limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
