@@ -186,3 +186,24 @@ async def test_a_charge_to_nobody_is_not_sent():
             client, endpoint=url, api_key="k", payment=PAYMENT, timeout_seconds=2
         )
     assert outcome.result is Result.NOT_SENT, outcome
+
+
+async def test_an_answer_that_never_ends_meets_the_requests_deadline():
+    """Every read gets data within the read time-out, so no per-read timer ever fires; the
+    deadline (pool + connect + read from the start) ends it all the same."""
+
+    async def trickle(reader, writer):
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n")
+        while True:
+            writer.write(b"x")
+            await writer.drain()
+            await asyncio.sleep(0.05)
+
+    timeout = httpx.Timeout(0.3)  # deadline: 0.9 s
+    loop = asyncio.get_running_loop()
+    async with tcp_server(trickle) as url, http.client(timeout=timeout) as client:
+        started = loop.time()
+        with pytest.raises(httpx.ReadTimeout):
+            await client.post(url, content=b"{}")
+    assert 0.9 <= loop.time() - started < 5

@@ -13,10 +13,17 @@ while httpx_aiohttp maps every aiohttp connection error, a server that hung up m
 included, to ``ConnectTimeout``, and lets some aiohttp errors through unmapped. Here only a
 failure to get a connection is a connect error; any other failure is a ``ReadError``,
 ``ReadTimeout`` or ``RemoteProtocolError``: it may have been sent.
+
+Nor is the end of a request left to aiohttp's per-read timer alone. When this swap was first
+tried (third round, docs/performance.md) one providers → payments report stalled for three
+minutes under load, cause unproven; aiohttp stops its ``sock_read`` timer while reading is
+paused. So every request also has a hard deadline, its pool + connect + read timeouts from its
+start, over the answer's head and its body alike; past it, a ``ReadTimeout``.
 """
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -46,39 +53,59 @@ def transport_error(exc: Exception) -> type[httpx.TransportError]:
     return httpx.ReadError
 
 
-@contextlib.contextmanager
-def _precise_errors() -> Iterator[None]:
+@contextlib.asynccontextmanager
+async def _precise_errors(deadline: float | None = None) -> AsyncIterator[None]:
     try:
-        yield
+        async with asyncio.timeout_at(deadline):
+            yield
     except httpx.TransportError as exc:
         if not isinstance(exc.__cause__, aiohttp.ClientError):
             raise
         raise transport_error(exc.__cause__)(str(exc.__cause__)) from exc.__cause__
     except aiohttp.ClientError as exc:
         raise transport_error(exc)(str(exc)) from exc
+    except TimeoutError as exc:  # the deadline (aiohttp's own time-outs are ClientErrors)
+        raise httpx.ReadTimeout("no complete answer before the request's deadline") from exc
+
+
+def _deadline(request: httpx.Request) -> float | None:
+    """Pool + connect + read timeouts from now, on the loop's clock; None if any is unset."""
+    timeout = request.extensions.get("timeout", {})
+    parts = [timeout.get(part) for part in ("pool", "connect", "read")]
+    if any(part is None for part in parts):
+        return None
+    return asyncio.get_running_loop().time() + sum(parts)
 
 
 class _Body(httpx.AsyncByteStream):
-    def __init__(self, stream: httpx.AsyncByteStream) -> None:
+    def __init__(self, stream: httpx.AsyncByteStream, deadline: float | None) -> None:
         self._stream = stream
+        self._deadline = deadline
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        with _precise_errors():
-            async for chunk in self._stream:
-                yield chunk
+        chunks = aiter(self._stream)
+        while True:
+            # Each read under the deadline, none across a yield: the consumer's time between
+            # chunks is its own.
+            async with _precise_errors(self._deadline):
+                chunk = await anext(chunks, None)
+            if chunk is None:
+                return
+            yield chunk
 
     async def aclose(self) -> None:
-        with _precise_errors():
+        async with _precise_errors():
             await self._stream.aclose()
 
 
 class Transport(AiohttpTransport):
-    """httpx_aiohttp's transport with the errors above."""
+    """httpx_aiohttp's transport with the errors and the deadline above."""
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        with _precise_errors():
+        deadline = _deadline(request)
+        async with _precise_errors(deadline):
             response = await super().handle_async_request(request)
-        response.stream = _Body(response.stream)
+        response.stream = _Body(response.stream, deadline)
         return response
 
 
