@@ -11,7 +11,7 @@ import time
 from asyncio.subprocess import PIPE
 
 import pytest
-from providers.lease import ROUTING_LOCK_SECONDS, Held, payment_lock
+from providers.lease import ROUTING_LOCK_SECONDS, Held, Lease, payment_lock
 from redis.asyncio import Redis
 
 from tests.providers.conftest import REDIS_URL
@@ -50,6 +50,29 @@ async def test_a_live_worker_keeps_its_payment_past_the_lock_time(redis):
     async with payment_lock(redis, payment_id, seconds=SHORT):
         await held_throughout(redis, payment_id, 2 * SHORT)
     assert not await held_by_someone(redis, payment_id)  # released on the way out
+
+
+async def test_a_renewal_that_swallows_the_cancel_still_ends(redis, monkeypatch):
+    """Python 3.11's ``asyncio.wait_for`` (around each of redis-py's sends, with a socket
+    timeout) returns its result instead of raising when the cancel arrives as the send finishes.
+    Here every renewal does that: the routing must still end, and free its lock."""
+    renew, sending, swallowed = Lease.renew, asyncio.Event(), asyncio.Event()
+
+    async def renew_swallowing_the_cancel(self, ms):
+        sending.set()
+        try:
+            await asyncio.sleep(SHORT / 10)  # the send, still running when the routing ends
+        except asyncio.CancelledError:
+            swallowed.set()
+        return await renew(self, ms)
+
+    monkeypatch.setattr(Lease, "renew", renew_swallowing_the_cancel)
+    payment_id = f"pay_swallow_{time.time_ns()}"
+    async with asyncio.timeout(5 * SHORT):
+        async with payment_lock(redis, payment_id, seconds=SHORT):
+            await sending.wait()  # a renewal is under way as the routing ends
+    assert swallowed.is_set()
+    assert not await held_by_someone(redis, payment_id)
 
 
 HOLDER = """
