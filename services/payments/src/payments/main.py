@@ -1,7 +1,6 @@
 """payments service entry point: ``uvicorn --factory payments.main:create_app``."""
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,6 +12,7 @@ from payplane_core.breaker import report_failures_into_breaker
 from payplane_core.clock import Clock, utc_now
 from payplane_core.db import create_engine, ping, session_factory
 from payplane_core.retention import Retention, every, purge_all
+from payplane_core.tasks import stop
 from redis.asyncio import Redis
 
 from payments import reconcile
@@ -66,9 +66,7 @@ async def reconciliation(settings: Settings, engine, sessions, clock: Clock) -> 
     try:
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await stop(task)
         await providers.aclose()
 
 

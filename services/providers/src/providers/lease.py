@@ -23,6 +23,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from payplane_core.scripts import ScriptCall, run_together
+from payplane_core.tasks import stop
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.commands.core import AsyncScript
@@ -104,10 +105,7 @@ async def payment_lock(
         yield lease
     finally:
         done.set()
-        renewing.cancel()
-        # Not ``await renewing`` under suppress(CancelledError): that would also swallow a cancel
-        # of this routing itself (its time-out, a shutdown) arriving meanwhile.
-        await asyncio.wait([renewing])
+        await stop(renewing)
         await lease.release()
 
 

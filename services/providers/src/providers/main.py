@@ -15,6 +15,7 @@ from payplane_core import http
 from payplane_core.app import create_service_app
 from payplane_core.crypto import SecretBox
 from payplane_core.db import create_engine, ping, session_factory
+from payplane_core.tasks import stop
 from redis.asyncio import Redis
 
 from providers import consumer, health
@@ -79,14 +80,6 @@ def _background_tasks(
     return tasks
 
 
-async def _cancel(tasks: list[asyncio.Task]) -> None:
-    for task in tasks:
-        task.cancel()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
 
@@ -100,7 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             try:
                 yield
             finally:
-                await _cancel(app.state.tasks)
+                await stop(*app.state.tasks)
 
     async def database(app: FastAPI) -> None:
         await ping(app.state.engine)

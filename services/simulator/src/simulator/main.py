@@ -1,6 +1,5 @@
 """Simulator entry point: ``uvicorn --factory simulator.main:create_app`` (one named provider)."""
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -8,6 +7,7 @@ from fastapi import FastAPI
 from payplane_core import http
 from payplane_core.app import create_service_app
 from payplane_core.problems import PROBLEM_RESPONSES
+from payplane_core.tasks import stop
 
 from simulator.api.routes import charges, control
 from simulator.core.config import Settings
@@ -21,9 +21,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.http = http.client()
         yield
-        for task in list(app.state.tasks):
-            task.cancel()
-        await asyncio.gather(*app.state.tasks, return_exceptions=True)
+        await stop(*app.state.tasks)
         await app.state.http.aclose()
 
     # A third party: its routes take the provider's API key, not the platform's internal

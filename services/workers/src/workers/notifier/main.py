@@ -1,7 +1,6 @@
 """notifier entry point: ``uvicorn --factory workers.notifier.main:create_app`` (port 8112)."""
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -10,6 +9,7 @@ from fastapi import FastAPI
 from payplane_core import http
 from payplane_core.app import create_service_app
 from payplane_core.db import create_engine, ping, session_factory
+from payplane_core.tasks import stop
 from redis.asyncio import Redis
 
 from workers.notifier import metrics
@@ -58,10 +58,7 @@ def create_app(settings: NotifierSettings | None = None, *, run_pipeline: bool =
         if run_pipeline:
             tasks.append(asyncio.create_task(notifier.run(), name="notifier"))
         yield
-        for task in tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop(*tasks)
         await client.aclose()
         await directory.aclose()
         if redis is not None:

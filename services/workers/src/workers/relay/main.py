@@ -1,13 +1,13 @@
 """relay entry point: ``uvicorn --factory workers.relay.main:create_app`` (port 8111)."""
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from payplane_core.app import create_service_app
 from payplane_core.db import create_engine, ping
+from payplane_core.tasks import stop
 
 from workers.relay.config import RelaySettings
 from workers.relay.publisher import Relay
@@ -30,10 +30,7 @@ def create_app(settings: RelaySettings | None = None) -> FastAPI:
             ),
         ]
         yield
-        for task in tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop(*tasks)
         await engine.dispose()
 
     async def database(app: FastAPI) -> None:

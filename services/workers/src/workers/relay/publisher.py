@@ -6,7 +6,6 @@ fallback poll, or the broker connection closing.
 """
 
 import asyncio
-import contextlib
 import heapq
 import logging
 from datetime import UTC, datetime
@@ -16,6 +15,7 @@ from aio_pika.abc import AbstractConnection, AbstractExchange
 from opentelemetry import propagate, trace
 from payplane_core import messaging
 from payplane_core.events import PaymentEvent
+from payplane_core.tasks import stop
 from payplane_core.telemetry import tracer
 from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -95,9 +95,7 @@ class Relay:
         try:
             await amqp.run_forever(self.settings, self._session, self.broker)
         finally:
-            listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await listener
+            await stop(listener)
 
     async def _session(self, connection: AbstractConnection) -> None:
         # on_return_raises: an unroutable message is a failure, not a silent drop.
