@@ -91,3 +91,17 @@ def cpu_ms(before: Snapshot, after: Snapshot) -> dict[str, float]:
         ticks -= sum(t for key, t in earlier.items() if key not in members)
         used[group] = max(0, ticks) * 1000 / TICK
     return used
+
+
+def machine_ticks() -> tuple[int, int]:
+    """(busy, all) CPU ticks of the whole machine since boot, from /proc/stat (every core,
+    every process: the bench's own client included)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def busy_share(before: tuple[int, int], after: tuple[int, int]) -> float:
+    """The machine's busy share between two ``machine_ticks`` readings, 0..1."""
+    busy, total = after[0] - before[0], after[1] - before[1]
+    return busy / total if total else 0.0

@@ -40,7 +40,7 @@ from pathlib import Path
 from payplane_cli import local
 from payplane_cli.stack import PROCESSES, Stack
 
-from benchmarks.cpu import cpu_ms, snapshot
+from benchmarks.cpu import busy_share, cpu_ms, machine_ticks, snapshot
 
 QUICK = os.environ.get("PAYPLANE_BENCH_QUICK") == "1"
 RATES = tuple(
@@ -171,6 +171,8 @@ class Outcome:
     unfinished: int
     end_to_end: float
     cpu: dict[str, float]
+    busiest: tuple[str, float]  # while offered: the Python server nearest a full core (its loop)
+    machine: float  # the machine's busy share meanwhile (both cores, the client included)
 
     def line(self) -> str:
         failed = sum(self.failed.values())
@@ -181,7 +183,8 @@ class Outcome:
             f"p50 {self.webhook_p50:.0f} ms p99 {self.webhook_p99:.0f} ms, "
             f"{self.end_to_end:.0f} payments/s end to end, failed {failed}"
             f"{' ' + str(dict(self.failed)) if failed else ''}, unfinished {self.unfinished}, "
-            f"CPU {total:.1f} ms per payment"
+            f"CPU {total:.1f} ms per payment; while offered: machine {self.machine:.0%} busy, "
+            f"busiest {self.busiest[0]} at {self.busiest[1]:.0%} of a core"
         )
 
     @property
@@ -225,6 +228,7 @@ def offer(
     offered = sign_creates(url, creds, rate * seconds)
     profilers = _profile(stack, rate) if PROFILE else []
     before, _ = snapshot(stack)
+    machine_before = machine_ticks()
     receive_results, send_results = multiprocessing.Pipe(duplex=False)
     generator = multiprocessing.Process(
         target=_generate, args=(url, offered, rate, send_results), daemon=True
@@ -233,6 +237,13 @@ def offer(
     generator.start()
     seconds, answers = receive_results.recv()
     generator.join()
+    # Saturation shows here, not over the drain: each Python server is one event loop, so the
+    # first to need a whole core is the first to fall behind (unless the machine is full first).
+    during, _ = snapshot(stack)
+    machine = busy_share(machine_before, machine_ticks())
+    window_ms = (time.time() - t0) * 1000
+    loops = {g: ms for g, ms in cpu_ms(before, during).items() if g in PROCESSES and g != "envoy"}
+    busiest = max(loops.items(), key=lambda item: item[1])
     created = {pid: at for status, _, pid, at in answers if status == 201}
     verified: dict[str, float] = {}
     deadline = time.monotonic() + DRAIN_SECONDS
@@ -260,6 +271,8 @@ def offer(
         unfinished=len(created) - len(done),
         end_to_end=len(done) / (max(done) - t0) if done else 0.0,
         cpu=cpu_ms(before, after),
+        busiest=(busiest[0], busiest[1] / window_ms),
+        machine=machine,
     )
 
 
