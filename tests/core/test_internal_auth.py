@@ -112,6 +112,9 @@ def test_nonces_are_forgotten_once_their_signature_expired():
     [
         (lambda h: h.pop(SIGNATURE), "missing internal signature"),
         (lambda h: h.update({SIGNATURE: "A" * 86}), "invalid internal signature"),
+        # Too short or too long for Ed25519: refused as invalid, never an error of the verifier.
+        (lambda h: h.update({SIGNATURE: "AAAA"}), "invalid internal signature"),
+        (lambda h: h.update({SIGNATURE: h[SIGNATURE] + "AAAA"}), "invalid internal signature"),
         (lambda h: h.update({"x-payplane-merchant-id": "mer_evil"}), "invalid internal signature"),
         (lambda h: h.update({"x-payplane-scopes": "payments:write"}), "invalid internal signature"),
         (lambda h: h.update({"x-request-id": "other"}), "invalid internal signature"),
