@@ -7,26 +7,34 @@ import pytest
 from payplane_core.tasks import stop
 
 
-async def swallows_cancels(times: int, swallowed: list[int]) -> None:
-    """Runs on through its first ``times`` cancels, as a loop whose step sits in Python 3.11's
-    ``asyncio.wait_for`` when the cancel arrives does."""
-    while True:
-        try:
-            await asyncio.sleep(3600)
-        except asyncio.CancelledError:
-            if len(swallowed) >= times:
-                raise
-            swallowed.append(1)
+class Stubborn:
+    """A loop that runs on through its first ``times`` cancels, as one whose step sits in Python
+    3.11's ``asyncio.wait_for`` when the cancel arrives does."""
+
+    def __init__(self, times: int) -> None:
+        self.times, self.swallowed = times, 0
+        self.started, self.swallowed_one = asyncio.Event(), asyncio.Event()
+
+    async def run(self) -> None:
+        self.started.set()
+        while True:
+            try:
+                await asyncio.Event().wait()  # its work: until cancelled
+            except asyncio.CancelledError:
+                if self.swallowed >= self.times:
+                    raise
+                self.swallowed += 1
+                self.swallowed_one.set()
 
 
 async def test_a_task_that_swallows_cancels_is_cancelled_until_it_ends():
-    swallowed: list[int] = []
-    task = asyncio.create_task(swallows_cancels(2, swallowed))
-    await asyncio.sleep(0)
+    stubborn = Stubborn(times=2)
+    task = asyncio.create_task(stubborn.run())
+    await stubborn.started.wait()
     async with asyncio.timeout(5):
         await stop(task, recancel_every=0.05)
     assert task.cancelled()
-    assert len(swallowed) == 2
+    assert stubborn.swallowed == 2
 
 
 async def test_a_failed_task_is_logged_not_raised(caplog):
@@ -34,7 +42,7 @@ async def test_a_failed_task_is_logged_not_raised(caplog):
         raise RuntimeError("broken")
 
     task = asyncio.create_task(fails())
-    await asyncio.sleep(0)
+    await asyncio.wait([task])
     with caplog.at_level(logging.ERROR, logger="payplane_core.tasks"):
         await stop(task)
     assert "background task failed" in caplog.text
@@ -42,14 +50,14 @@ async def test_a_failed_task_is_logged_not_raised(caplog):
 
 
 async def test_a_cancel_of_the_caller_still_propagates():
-    swallowed: list[int] = []
-    stubborn = asyncio.create_task(swallows_cancels(1000, swallowed))
-    stopping = asyncio.create_task(stop(stubborn, recancel_every=0.01))
-    await asyncio.sleep(0.1)
+    stubborn = Stubborn(times=1000)
+    task = asyncio.create_task(stubborn.run())
+    await stubborn.started.wait()
+    stopping = asyncio.create_task(stop(task, recancel_every=0.01))
+    await stubborn.swallowed_one.wait()  # stop() is at work on it
     stopping.cancel()
     with pytest.raises(asyncio.CancelledError):
         await stopping
-    assert swallowed  # cancelled again and again until its caller was cancelled
-    swallowed.extend([1] * 1000)  # from now on it gives in
-    await stop(stubborn)
-    assert stubborn.cancelled()
+    stubborn.times = 0  # from now on it gives in
+    await stop(task)
+    assert task.cancelled()

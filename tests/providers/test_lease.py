@@ -61,7 +61,7 @@ async def test_a_renewal_that_swallows_the_cancel_still_ends(redis, monkeypatch)
     async def renew_swallowing_the_cancel(self, ms):
         sending.set()
         try:
-            await asyncio.sleep(SHORT / 10)  # the send, still running when the routing ends
+            await asyncio.Event().wait()  # the send, still running when the routing ends
         except asyncio.CancelledError:
             swallowed.set()
         return await renew(self, ms)

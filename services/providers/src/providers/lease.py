@@ -99,22 +99,16 @@ async def payment_lock(
     if not acquired:
         raise Held(payment_id)
     lease = Lease(redis, key, token, read)
-    done = asyncio.Event()
-    renewing = asyncio.create_task(_renew(lease, seconds / 3, ms, payment_id, done))
+    renewing = asyncio.create_task(_renew(lease, seconds / 3, ms, payment_id))
     try:
         yield lease
     finally:
-        done.set()
-        await stop(renewing)
+        await stop(renewing)  # one cancel is not always enough (payplane_core.tasks)
         await lease.release()
 
 
-async def _renew(lease: Lease, every: float, ms: int, payment_id: str, done: asyncio.Event) -> None:
-    """Until ``done``: the cancel alone is not enough. On Python 3.11 ``asyncio.wait_for`` (which
-    redis-py wraps around each send when a socket timeout is set) swallows a cancel that arrives
-    as its inner send finishes; a renewer that relied on the cancel then renewed for ever, and the
-    routing that awaited it never ended (a CI hang of tests/providers/test_lease.py)."""
-    while not done.is_set():
+async def _renew(lease: Lease, every: float, ms: int, payment_id: str) -> None:
+    while True:
         await asyncio.sleep(every)
         try:
             if not await lease.renew(ms):
