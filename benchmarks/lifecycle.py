@@ -22,7 +22,8 @@ chooses the rates.
 ``PAYPLANE_BENCH_PROFILE=DIR``: py-spy records every Python server process during each rate
 (flame graphs in DIR; the profiler's own CPU is then in the figures, so compare with care);
 ``PAYPLANE_BENCH_PROFILE_FORMAT=raw`` writes collapsed stacks instead (one line per stack and
-its sample count: to add up by package or function with a few lines of Python or grep).
+its sample count: to add up by package or function with a few lines of Python or grep);
+``PAYPLANE_BENCH_PROFILE_RATE`` samples per second (50 unless told).
 """
 
 import asyncio
@@ -51,6 +52,7 @@ DRAIN_SECONDS = 60
 WARMUP = (10, 3)  # per second, seconds: connections, caches and JIT-less Python warmed first
 PROFILE = os.environ.get("PAYPLANE_BENCH_PROFILE")
 PROFILE_FORMAT = os.environ.get("PAYPLANE_BENCH_PROFILE_FORMAT", "flamegraph")
+PROFILE_RATE = os.environ.get("PAYPLANE_BENCH_PROFILE_RATE", "50")  # samples per second
 PROFILE_SUFFIX = {"flamegraph": "svg", "raw": "txt", "speedscope": "json"}
 FINAL = ("payment.succeeded", "payment.failed")
 
@@ -205,7 +207,7 @@ def _profile(stack: Stack, rate: int) -> list:
                 "record",
                 "--nonblocking",
                 "--rate",
-                "50",
+                PROFILE_RATE,
                 "--format",
                 PROFILE_FORMAT,
                 "--pid",
