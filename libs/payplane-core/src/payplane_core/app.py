@@ -1,7 +1,7 @@
 """The app factory every service uses, and the internal-signature dependency."""
 
 from collections.abc import Awaitable, Callable, Sequence
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import REGISTRY
 from prometheus_client.exposition import choose_encoder
 
+from payplane_core.heap import freeze_startup_objects
 from payplane_core.internal_auth import (
     IDENTITY_STATE,
     InternalAuthError,
@@ -76,6 +77,20 @@ def require_caller(*callers: str) -> Callable[[InternalIdentity], Awaitable[Inte
 Internal = Annotated[InternalIdentity, Depends(internal_identity)]
 
 
+def _settled(
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[Any]] | None,
+) -> Callable[[FastAPI], AbstractAsyncContextManager[Any]]:
+    """The service's lifespan, then the start-up heap frozen (``payplane_core.heap``)."""
+
+    @asynccontextmanager
+    async def settled(app: FastAPI):
+        async with lifespan(app) if lifespan is not None else nullcontext() as state:
+            freeze_startup_objects()
+            yield state
+
+    return settled
+
+
 def create_service_app(
     *,
     settings: ServiceSettings,
@@ -87,7 +102,9 @@ def create_service_app(
     configure_logging(settings.SERVICE_NAME, settings.LOG_LEVEL)
     setup_tracing(settings.SERVICE_NAME)
     app = FastAPI(
-        title=f"payplane {settings.SERVICE_NAME}", lifespan=lifespan, telemetry=FASTAPI_TELEMETRY
+        title=f"payplane {settings.SERVICE_NAME}",
+        lifespan=_settled(lifespan),
+        telemetry=FASTAPI_TELEMETRY,
     )
     app.state.settings = settings
     app.state.internal_keys = settings.internal_keys()
