@@ -5,7 +5,6 @@ from contextlib import asynccontextmanager
 
 import pytest
 from fastapi import FastAPI
-from payplane_core import heap
 from payplane_core.app import create_service_app
 from payplane_core.settings import ServiceSettings
 
@@ -22,8 +21,8 @@ def _tracked(obj: object) -> bool:
 
 
 @pytest.fixture
-def unfreeze(monkeypatch):
-    monkeypatch.setattr(heap, "_frozen", False)  # as in a service process, just started
+def unfreeze():
+    gc.unfreeze()  # as in a service process, just started
     yield
     gc.unfreeze()  # the test process goes on collecting as usual
 

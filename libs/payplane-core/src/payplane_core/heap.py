@@ -10,18 +10,14 @@ as before, so cyclic garbage made while serving is still freed.
 
 import gc
 
-_frozen = False
-
 
 def freeze_startup_objects() -> None:
     """Once per process, when start-up is done: collect its garbage, exempt the survivors.
 
-    Only the first time: a process that starts several apps (the tests) would otherwise keep
-    every one of them for ever, frozen objects being out of the collector's reach.
+    Only if nothing is frozen yet: a process that starts several apps (the tests) would
+    otherwise keep every one of them for ever, frozen objects being out of the collector's reach.
     """
-    global _frozen
-    if _frozen:
+    if gc.get_freeze_count():
         return
-    _frozen = True
     gc.collect()
     gc.freeze()
