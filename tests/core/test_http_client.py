@@ -116,6 +116,30 @@ async def test_the_host_header_given_is_the_one_sent():
     assert b"\r\nhost: shop.test\r\n" in heads[0].lower()
 
 
+async def test_a_cookie_an_answer_sets_is_never_sent_back():
+    """One merchant's endpoint must not plant a cookie on the deliveries that follow."""
+    heads: list[bytes] = []
+
+    async def setting_a_cookie(reader, writer):
+        while True:
+            head, _ = await read_request(reader)
+            heads.append(head.lower())
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nSet-Cookie: session=planted; Path=/\r\n"
+                b"Content-Length: 0\r\n\r\n"
+            )
+            await writer.drain()
+
+    async with tcp_server(setting_a_cookie) as url, http.client(base_url=url) as client:
+        first = await client.post("/hook", content=b"{}")
+        await client.post("/hook", content=b"{}")
+    assert first.headers["set-cookie"].startswith("session=planted")
+    assert len(heads) == 2
+    assert b"cookie:" not in heads[1]
+    with pytest.raises(TypeError):
+        client.cookies = {"session": "x"}
+
+
 async def test_nothing_listening_is_a_connect_error():
     async with tcp_server(answer_ok) as url:
         pass  # closed again: the port refuses

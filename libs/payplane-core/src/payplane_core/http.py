@@ -167,12 +167,32 @@ class Transport(httpx.AsyncBaseTransport):
             await self._session.close()
 
 
+class _NoCookies(httpx.Cookies):
+    """Nothing kept: an answer's ``Set-Cookie`` never rides on a later request (one merchant's
+    endpoint setting a cookie for the next delivery), and no answer pays for parsing it."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        pass
+
+
+class _Client(httpx.AsyncClient):
+    _none = _NoCookies()
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return self._none
+
+    @cookies.setter
+    def cookies(self, cookies: Any) -> None:
+        raise TypeError("the platform's HTTP clients keep no cookies")
+
+
 def client(*, limits: httpx.Limits | None = None, **options: Any) -> httpx.AsyncClient:
     """An ``httpx.AsyncClient`` (``options`` are its arguments) over aiohttp; a ``transport``
     in ``options`` (a test's) is used instead. Traced like any httpx client when tracing is
     on (the global instrumentation covers httpx's own transport only)."""
     if options.get("transport") is None:
         options["transport"] = Transport(limits=limits)
-    http = httpx.AsyncClient(**options)
+    http = _Client(**options)
     telemetry.instrument_http_client(http)
     return http
