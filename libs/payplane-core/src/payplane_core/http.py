@@ -99,6 +99,21 @@ class _Body(httpx.AsyncByteStream):
             await self._response.wait_for_close()
 
 
+def pool(limits: httpx.Limits | None = None) -> aiohttp.ClientSession:
+    """An aiohttp connection pool as every client here has it: certificates verified as httpx
+    would, no cookie jar, no decompression, no proxies from the environment. Callers that
+    speak aiohttp directly (the notifier's webhooks) name failures with ``transport_error``."""
+    limits = limits or httpx.Limits(max_connections=100)
+    connector = aiohttp.TCPConnector(
+        limit=limits.max_connections or 0,
+        keepalive_timeout=limits.keepalive_expiry,
+        ssl=httpx.create_ssl_context(),
+    )
+    return aiohttp.ClientSession(
+        connector=connector, auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar()
+    )
+
+
 class Transport(httpx.AsyncBaseTransport):
     """httpx requests on one aiohttp connection pool, with the errors and the deadline above.
 
@@ -108,20 +123,12 @@ class Transport(httpx.AsyncBaseTransport):
 
     def __init__(self, *, limits: httpx.Limits | None = None) -> None:
         self._limits = limits or httpx.Limits(max_connections=100)
-        self._ssl = httpx.create_ssl_context()
         self._session: aiohttp.ClientSession | None = None
         self._timeouts: dict[tuple, aiohttp.ClientTimeout] = {}
 
     def _pool(self) -> aiohttp.ClientSession:
         if self._session is None:  # made on first use: it belongs to the running loop
-            connector = aiohttp.TCPConnector(
-                limit=self._limits.max_connections or 0,
-                keepalive_timeout=self._limits.keepalive_expiry,
-                ssl=self._ssl,
-            )
-            self._session = aiohttp.ClientSession(
-                connector=connector, auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar()
-            )
+            self._session = pool(self._limits)
         return self._session
 
     def _timeout(self, timeout: dict[str, float | None]) -> aiohttp.ClientTimeout:

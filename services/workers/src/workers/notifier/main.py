@@ -38,13 +38,9 @@ def create_app(settings: NotifierSettings | None = None, *, run_pipeline: bool =
             redis=redis,
             cache_seconds=settings.MERCHANT_CACHE_SECONDS,
         )
-        # Webhooks go to merchants' servers: no redirects followed, no environment proxies.
-        client = http.client(
-            follow_redirects=False,
-            trust_env=False,
-            limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
-        )
-        notifier = Notifier(settings, session_factory(engine), directory, client)
+        # Webhooks go to merchants' servers: no redirects followed (sender), no proxies.
+        webhooks = http.pool(httpx.Limits(max_connections=100))
+        notifier = Notifier(settings, session_factory(engine), directory, webhooks)
         app.state.engine = engine
         app.state.sessions = notifier.sessions
         app.state.notifier = notifier
@@ -59,7 +55,7 @@ def create_app(settings: NotifierSettings | None = None, *, run_pipeline: bool =
             tasks.append(asyncio.create_task(notifier.run(), name="notifier"))
         yield
         await stop(*tasks)
-        await client.aclose()
+        await webhooks.close()
         await directory.aclose()
         if redis is not None:
             await redis.aclose()

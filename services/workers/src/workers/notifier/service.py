@@ -12,7 +12,7 @@ import contextlib
 import logging
 from collections import Counter
 
-import httpx
+import aiohttp
 from aio_pika.abc import AbstractConnection, AbstractIncomingMessage
 from payplane_core import egress, messaging, telemetry
 from payplane_core.context import accept_or_new_request_id, request_id_var
@@ -100,12 +100,12 @@ class Notifier:
         settings: NotifierSettings,
         sessions: async_sessionmaker,
         directory: MerchantDirectory,
-        client: httpx.AsyncClient,
+        webhooks: aiohttp.ClientSession,
     ) -> None:
         self.settings = settings
         self.sessions = sessions
         self.directory = directory
-        self.client = client
+        self.webhooks = webhooks
         self.topology = topology.for_notifier(settings)
         self.broker = amqp.BrokerState()
         self.limits = sender.Limits(
@@ -244,7 +244,7 @@ class Notifier:
             f"webhook {delivery.event_type}", context=telemetry.parent_context(delivery.trace)
         ):
             outcome = await sender.attempt(
-                self.client,
+                self.webhooks,
                 self.directory,
                 merchant_id=delivery.merchant_id,
                 webhook_id=delivery.event_id,
