@@ -36,6 +36,14 @@ def _ticks(stat: list[str]) -> tuple[int, int]:
     return int(stat[12]) + int(stat[13]), int(stat[14]) + int(stat[15])
 
 
+def process_cpu_ms(pid: int) -> float:
+    """CPU time (user + system) one process has used so far, in ms."""
+    stat = _stat(pid)
+    if stat is None:
+        raise ProcessLookupError(pid)
+    return _ticks(stat)[0] * 1000 / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass
 class Snapshot:
     """CPU ticks per server group: each member's own, plus what the group's roots reaped."""

@@ -17,6 +17,8 @@ from payplane_core.db import drop_database, prepare_database
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from benchmarks.cpu import process_cpu_ms
+
 # The receiver, worker-process and merchant helpers are the test suite's (tests/support),
 # importable as ``tests.support`` since ``make bench`` runs from the repository root.
 from tests.support.internal import internal, internal_env
@@ -98,7 +100,9 @@ async def _published_all(engine) -> bool:
     return await _published(engine) >= BACKLOG
 
 
-async def _latency(urls, env, logs, receiver, merchants_url) -> list[float]:
+async def _latency(urls, env, logs, receiver, merchants_url) -> tuple[list[float], dict]:
+    """Commit -> verified webhook of each payment, and the relay's and the notifier's CPU ms
+    over the run (from the first create to the last delivery)."""
     from payments.core.config import Settings
     from payments.main import create_app
 
@@ -117,6 +121,7 @@ async def _latency(urls, env, logs, receiver, merchants_url) -> list[float]:
     try:
         for worker in workers:
             await worker.wait_ready()
+        before = [process_cpu_ms(w.process.pid) for w in workers]
         async with (
             app.router.lifespan_context(app),
             client_for(app, merchant_id=merchant_id) as client,
@@ -138,6 +143,10 @@ async def _latency(urls, env, logs, receiver, merchants_url) -> list[float]:
                 within=60,
                 what="deliveries",
             )
+        used = {
+            name: process_cpu_ms(w.process.pid) - start
+            for name, w, start in zip(("relay", "notifier"), workers, before, strict=True)
+        }
     finally:
         for worker in workers:
             worker.stop()
@@ -146,7 +155,7 @@ async def _latency(urls, env, logs, receiver, merchants_url) -> list[float]:
         if hit.verified and hit.status < 300:
             payment_id = json.loads(hit.body)["data"]["id"]
             arrived.setdefault(payment_id, hit.at)
-    return sorted(arrived[p] - committed[p] for p in committed)
+    return sorted(arrived[p] - committed[p] for p in committed), used
 
 
 class engine_scope:
@@ -194,13 +203,18 @@ async def _bench() -> None:
                 "(1 relay, batch 200, publisher confirms, persistent)"
             )
             await delete_topology(names)  # drop the 10,000 undelivered bench messages
-            latencies = await _latency(urls, env, logs, receiver, merchants_url)
+            latencies, used = await _latency(urls, env, logs, receiver, merchants_url)
             p50 = statistics.quantiles(latencies, n=100)[49] * 1000
             p99 = statistics.quantiles(latencies, n=100)[98] * 1000
             print(
                 f"commit -> verified webhook at {RATE} payments/s for {SECONDS}s "
                 f"({len(latencies)} events): p50 {p50:.0f} ms, p99 {p99:.0f} ms, "
                 f"max {latencies[-1] * 1000:.0f} ms"
+            )
+            events = len(latencies)
+            print(
+                f"CPU per event over that run: notifier {used['notifier'] / events:.2f} ms, "
+                f"relay {used['relay'] / events:.2f} ms (one webhook per event)"
             )
     finally:
         await delete_topology(names)
