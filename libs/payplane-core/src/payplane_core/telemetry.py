@@ -149,6 +149,16 @@ def instrument_http_client(client) -> None:
     HTTPXClientInstrumentor.instrument_client(client)
 
 
+def client_headers() -> dict[str, str]:
+    """W3C headers of the current span for a request sent without httpx (the notifier's
+    webhooks), so the receiver's side joins the trace; none when this process does not trace,
+    as with httpx's instrumentation."""
+    headers: dict[str, str] = {}
+    if _provider is not None:
+        propagate.inject(headers)
+    return headers
+
+
 def _excluded(scope) -> bool:
     return scope.get("path") in EXCLUDED_PATHS or _sampled_out(scope)
 

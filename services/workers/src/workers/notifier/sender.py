@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 import aiohttp
 import yarl
-from payplane_core import egress, http
+from payplane_core import egress, http, telemetry
 from standardwebhooks import Webhook
 
 from workers.notifier.directory import DirectoryError, MerchantDirectory
@@ -99,6 +99,7 @@ async def _post(
     headers = signed_headers(
         secrets=secrets, webhook_id=webhook_id, body=body, at=datetime.now(UTC)
     )
+    headers.update(telemetry.client_headers())  # the merchant's side joins the payment's trace
     url = yarl.URL(pinned.url)
     headers["host"] = _netloc(url)
     async with session.post(
