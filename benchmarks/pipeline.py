@@ -38,6 +38,7 @@ PG = "postgresql+asyncpg://payplane:payplane@127.0.0.1:5432"
 BACKLOG = 10_000
 RATE = 50  # payments per second for the latency run
 SECONDS = 10
+MERCHANTS_REDIS = "redis://127.0.0.1:6379/13"
 
 
 async def _databases() -> dict[str, str]:
@@ -182,7 +183,7 @@ async def _bench() -> None:
             **internal("merchants"),
             ENCRYPTION_KEYS=["bench-encryption-key"],
             WEBHOOK_URL_ALLOWLIST=["127.0.0.1/32"],
-            REDIS_URL="redis://127.0.0.1:6379/13",
+            REDIS_URL=MERCHANTS_REDIS,
             LOG_LEVEL="WARNING",
         )
     )
@@ -195,6 +196,10 @@ async def _bench() -> None:
                 "OUTBOX_DATABASE_URL": urls["outbox"],
                 "DATABASE_URL": urls["notifier"],
                 "MERCHANTS_URL": merchants_url,
+                # The merchants app's Redis: the notifier caches the webhook target by the
+                # merchant's version there, as on the platform (without it, one merchants
+                # request per webhook).
+                "REDIS_URL": MERCHANTS_REDIS,
             }
             async with engine_scope(urls["outbox"]) as engine:
                 rate = await _drain_rate(engine, env, logs)
