@@ -153,10 +153,7 @@ def client_headers() -> dict[str, str]:
     """W3C headers of the current span for a request sent without httpx (the notifier's
     webhooks), so the receiver's side joins the trace; none when this process does not trace,
     as with httpx's instrumentation."""
-    headers: dict[str, str] = {}
-    if _provider is not None:
-        propagate.inject(headers)
-    return headers
+    return carrier() if _provider is not None else {}
 
 
 def _excluded(scope) -> bool:

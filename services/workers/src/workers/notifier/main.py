@@ -4,7 +4,6 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import httpx
 from fastapi import FastAPI
 from payplane_core import http
 from payplane_core.app import create_service_app
@@ -39,7 +38,7 @@ def create_app(settings: NotifierSettings | None = None, *, run_pipeline: bool =
             cache_seconds=settings.MERCHANT_CACHE_SECONDS,
         )
         # Webhooks go to merchants' servers: no redirects followed (sender), no proxies.
-        webhooks = http.pool(httpx.Limits(max_connections=100))
+        webhooks = http.pool()
         notifier = Notifier(settings, session_factory(engine), directory, webhooks)
         app.state.engine = engine
         app.state.sessions = notifier.sessions

@@ -101,7 +101,7 @@ async def _post(
     )
     headers.update(telemetry.client_headers())  # the merchant's side joins the payment's trace
     url = yarl.URL(pinned.url)
-    headers["host"] = _netloc(url)
+    headers["host"] = url.host_port_subcomponent  # the port only if not the default
     async with session.post(
         url.with_host(pinned.address),
         data=body.encode(),
@@ -121,11 +121,3 @@ def describe(exc: aiohttp.ClientError) -> str:
     """An attempt's error, in httpx's names as before: ``ConnectError: …`` (nothing sent),
     ``ReadError: …`` and so on."""
     return f"{http.transport_error(exc).__name__}: {exc}"[:500]
-
-
-def _netloc(url: yarl.URL) -> str:
-    """The Host header of ``url``: its host, bracketed if IPv6, and its port if it names one."""
-    host = url.raw_host or ""
-    if ":" in host:
-        host = f"[{host}]"
-    return host if url.explicit_port is None else f"{host}:{url.explicit_port}"
