@@ -87,3 +87,18 @@ async def test_nothing_listening_is_named_a_connect_error():
         with pytest.raises(aiohttp.ClientError) as failure:
             await sender._post(session, pinned, "{}", "evt_3", ("whsec_" + "A" * 32,), LIMITS)
     assert sender.describe(failure.value).startswith("ConnectError: ")
+
+
+async def test_an_answer_that_is_not_http_is_named_a_protocol_error():
+    async def garbage(reader, writer):
+        await _read_head(reader)
+        writer.write(b"this is not HTTP\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server, port = await _listen(garbage)
+    pinned = egress.Pinned(url=f"http://127.0.0.1:{port}/", host="127.0.0.1", address="127.0.0.1")
+    async with server, http.pool() as session:
+        with pytest.raises(aiohttp.ClientError) as failure:
+            await sender._post(session, pinned, "{}", "evt_4", ("whsec_" + "A" * 32,), LIMITS)
+    assert sender.describe(failure.value).startswith("RemoteProtocolError: ")
