@@ -2,7 +2,7 @@
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
@@ -17,6 +17,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import DateTime, event, exc, text
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -231,3 +232,43 @@ async def driver_connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connec
         raise
     else:
         await greenlet_spawn(pooled.close)  # as AsyncConnection.close does: it may await
+
+
+_ASYNCPG = asyncpg_dialect()
+
+
+class Statement:
+    """SQL with ``:name`` parameters, for a driver connection (``driver_connection``).
+
+    Compiled once, by SQLAlchemy's own compiler for its asyncpg dialect, into the ``$1``, ``$2``
+    form asyncpg takes (a name used twice is one parameter), which is the SQL SQLAlchemy's
+    execution layer would send on every call: statements stay readable with named
+    parameters, and the hot path pays only for asyncpg. Values go to asyncpg as they are (no
+    SQLAlchemy type processing): JSON as text, with a ``CAST(... AS jsonb)``; jsonb results
+    come back decoded (the codec SQLAlchemy's dialect sets on its connections)."""
+
+    __slots__ = ("names", "source", "sql")
+
+    def __init__(self, sql: str) -> None:
+        self.source = sql  # as written, with its names
+        compiled = text(sql).compile(dialect=_ASYNCPG)
+        self.sql: str = compiled.string
+        self.names: tuple[str, ...] = tuple(compiled.positiontup or ())
+
+    def args(self, params: Mapping[str, Any]) -> list[Any]:
+        return [params[name] for name in self.names]
+
+    async def fetch(self, conn: asyncpg.Connection, params: Mapping[str, Any]) -> list:
+        return await conn.fetch(self.sql, *self.args(params))
+
+    async def fetchrow(self, conn: asyncpg.Connection, params: Mapping[str, Any]):
+        return await conn.fetchrow(self.sql, *self.args(params))
+
+    async def fetchval(self, conn: asyncpg.Connection, params: Mapping[str, Any]) -> Any:
+        return await conn.fetchval(self.sql, *self.args(params))
+
+    async def execute(self, conn: asyncpg.Connection, params: Mapping[str, Any]) -> str:
+        return await conn.execute(self.sql, *self.args(params))
+
+    async def executemany(self, conn: asyncpg.Connection, many: list[Mapping[str, Any]]) -> None:
+        await conn.executemany(self.sql, [self.args(params) for params in many])
