@@ -7,8 +7,8 @@ import pytest
 from payments.schemas import EventIn
 from payments.service import record_event
 from payments.state import TRANSITIONS, IllegalTransition, Status, check_transition
+from payplane_core.db import driver_connection
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from tests.support.payments import count
 
@@ -138,17 +138,16 @@ async def test_failed_transaction_leaves_no_state_change_and_no_outbox_row(
     client, app, db, merchant_id
 ):
     payment = await new_payment(client)
-    sessions: async_sessionmaker = app.state.sessions
     with pytest.raises(RuntimeError):
-        async with sessions.begin() as session:
-            await record_event(
-                session,
+        async with driver_connection(app.state.engine) as conn, conn.transaction():
+            changed = await record_event(
+                conn,
                 payment_id=payment["id"],
                 event=EventIn(type="provider.accepted", source="test", status=Status.PROCESSING),
                 headers={},
                 at=datetime.now(UTC),
             )
-            await session.flush()  # the rows reached the database inside the transaction
+            assert changed[1]  # the rows reached the database inside the transaction
             raise RuntimeError("crash after writing, before commit")
     shown = (await client.get(f"/api/v1/payments/{payment['id']}/show")).json()
     assert shown["status"] == "pending"

@@ -9,7 +9,7 @@
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from payplane_core.db import autocommit
+from payplane_core.db import driver_connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from payments import idempotency, service
@@ -84,7 +84,7 @@ async def _claim(
 
 
 async def _write(engine: AsyncEngine, new: NewPayment, *, payment: Payment, body: str) -> int:
-    async with autocommit(engine) as conn:  # one statement, atomic on its own
+    async with driver_connection(engine) as conn:  # one statement, atomic on its own
         return await service.insert_payment(
             conn,
             payment=payment,

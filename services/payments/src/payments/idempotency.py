@@ -12,14 +12,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from payplane_core.db import autocommit
+import asyncpg
+from payplane_core.db import Statement, driver_connection
 from payplane_core.problems import Problem
 from payplane_core.retention import Retention
-from sqlalchemy import Row, delete, select, update
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-
-from payments.models import IdempotencyKey
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 MAX_KEY_LENGTH = 255
 
@@ -46,6 +43,44 @@ def validate_key(key: str) -> str:
     return key
 
 
+# Each step is one atomic statement (on the driver connection, as the create itself: see
+# ``payments.service``); a concurrent request sees the claim at once.
+_INSERT_NEW = Statement(
+    """
+    INSERT INTO idempotency_keys (merchant_id, key, fingerprint, state, created_at,
+                                  locked_until, expires_at)
+    VALUES (:merchant_id, :key, :fingerprint, 'in_flight', :created_at, :locked_until,
+            :expires_at)
+    ON CONFLICT DO NOTHING
+    RETURNING key
+    """
+)
+# An expired key, or an in-flight claim whose request died (its lock ran out).
+_TAKE_OVER = Statement(
+    """
+    UPDATE idempotency_keys
+    SET fingerprint = :fingerprint, state = 'in_flight', created_at = :created_at,
+        locked_until = :locked_until, expires_at = :expires_at,
+        response_status = NULL, response_body = NULL
+    WHERE merchant_id = :merchant_id AND key = :key
+      AND (expires_at < :created_at OR (state = 'in_flight' AND locked_until < :created_at))
+    RETURNING key
+    """
+)
+_EXISTING = Statement(
+    """
+    SELECT fingerprint, state, response_status, response_body FROM idempotency_keys
+    WHERE merchant_id = :merchant_id AND key = :key
+    """
+)
+_RELEASE = Statement(
+    """
+    DELETE FROM idempotency_keys
+    WHERE merchant_id = :merchant_id AND key = :key AND state = 'in_flight'
+    """
+)
+
+
 async def claim(
     engine: AsyncEngine,
     *,
@@ -60,85 +95,47 @@ async def claim(
 
     Raises 422 when the key was used with another body, 409 while its first request runs.
     """
-    row = dict(
-        merchant_id=merchant_id,
-        key=key,
-        fingerprint=print_,
-        state="in_flight",
-        created_at=now,
-        locked_until=now + lock,
-        expires_at=now + ttl,
-    )
+    row = {
+        "merchant_id": merchant_id,
+        "key": key,
+        "fingerprint": print_,
+        "created_at": now,
+        "locked_until": now + lock,
+        "expires_at": now + ttl,
+    }
     while True:
-        # Each step is one atomic statement; a concurrent request sees the claim at once.
-        async with autocommit(engine) as conn:
-            if await _insert_new(conn, row) or await _take_over(conn, row, now):
+        async with driver_connection(engine) as conn:
+            if await _INSERT_NEW.fetchval(conn, row) or await _TAKE_OVER.fetchval(conn, row):
                 return None
-            existing = await _existing(conn, merchant_id=merchant_id, key=key)
+            existing = await _EXISTING.fetchrow(conn, row)
         if existing is not None:
             return _answer(existing, print_)
         # Deleted between our statements (its request failed and released it): claim again.
 
 
-async def _insert_new(conn: AsyncConnection, row: dict[str, Any]) -> bool:
-    inserted = await conn.scalar(
-        insert(IdempotencyKey).values(**row).on_conflict_do_nothing().returning(IdempotencyKey.key)
-    )
-    return inserted is not None
-
-
-async def _take_over(conn: AsyncConnection, row: dict[str, Any], now: datetime) -> bool:
-    """An expired key, or an in-flight claim whose request died (its lock ran out)."""
-    taken = await conn.scalar(
-        update(IdempotencyKey)
-        .where(
-            IdempotencyKey.merchant_id == row["merchant_id"],
-            IdempotencyKey.key == row["key"],
-            (IdempotencyKey.expires_at < now)
-            | ((IdempotencyKey.state == "in_flight") & (IdempotencyKey.locked_until < now)),
-        )
-        .values(**row, response_status=None, response_body=None)
-        .returning(IdempotencyKey.key)
-    )
-    return taken is not None
-
-
-async def _existing(conn: AsyncConnection, *, merchant_id: str, key: str) -> Row | None:
-    query = select(IdempotencyKey.__table__).where(
-        IdempotencyKey.merchant_id == merchant_id, IdempotencyKey.key == key
-    )
-    return (await conn.execute(query)).first()
-
-
-def _answer(existing: Row, print_: str) -> Replay:
+def _answer(existing: asyncpg.Record, print_: str) -> Replay:
     """A live claim by another request: its stored response, or why there is none to give."""
-    if existing.fingerprint != print_:
+    if existing["fingerprint"] != print_:
         raise Problem(
             422,
             "idempotency-key-reused",
             "This Idempotency-Key was already used with a different request body.",
         )
-    if existing.state == "in_flight":
+    if existing["state"] == "in_flight":
         raise Problem(
             409,
             "idempotency-key-in-flight",
             "A request with this Idempotency-Key is still being processed; retry later.",
             headers={"Retry-After": "1"},
         )
-    assert existing.response_status is not None and existing.response_body is not None
-    return Replay(existing.response_status, existing.response_body)
+    assert existing["response_status"] is not None and existing["response_body"] is not None
+    return Replay(existing["response_status"], existing["response_body"])
 
 
 async def release(engine: AsyncEngine, *, merchant_id: str, key: str) -> None:
     """The work failed: forget the claim so the client can retry with the same key."""
-    async with autocommit(engine) as conn:
-        await conn.execute(
-            delete(IdempotencyKey).where(
-                IdempotencyKey.merchant_id == merchant_id,
-                IdempotencyKey.key == key,
-                IdempotencyKey.state == "in_flight",
-            )
-        )
+    async with driver_connection(engine) as conn:
+        await _RELEASE.execute(conn, {"merchant_id": merchant_id, "key": key})
 
 
 # Expired keys are deleted by the service's retention job (payplane_core.retention).

@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 from payplane_core.clock import Clock, utc_now
-from payplane_core.db import autocommit
+from payplane_core.db import driver_connection
 from prometheus_client import Counter
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
@@ -254,7 +254,7 @@ class Reconciler:
 
     async def _record(self, payment_id: str, step: Step) -> Step:
         try:
-            async with autocommit(self.engine) as conn:
+            async with driver_connection(self.engine) as conn:
                 await service.record_event(
                     conn, payment_id=payment_id, event=step.event, headers={}, at=self.clock()
                 )

@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter, Request
 from payplane_core.app import Internal
-from payplane_core.db import autocommit
+from payplane_core.db import driver_connection
 from payplane_core.problems import Problem
 
 from payments import metrics, service
@@ -36,7 +36,7 @@ async def record_event(
     if identity.caller == "gateway":
         raise Problem(403, "internal-only", "Merchants cannot report payment events.")
     try:
-        async with autocommit(engine) as conn:
+        async with driver_connection(engine) as conn:
             payment, changed = await service.record_event(
                 conn,
                 payment_id=payment_id,
