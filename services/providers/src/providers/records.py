@@ -1,16 +1,16 @@
 """The routing flow's records: one SQL statement each, atomic on its own.
 
-Autocommit connections (no BEGIN/COMMIT round trips) and plain SQL instead of ORM units of work:
-this is the hot path of every payment. ``flow`` decides what to write and when; this module
-only knows how.
+Plain SQL on the pooled connection's asyncpg connection, outside any transaction
+(``payplane_core.db.Statement``: no BEGIN/COMMIT round trips, no ORM units of work, no
+SQLAlchemy execution layer): this is the hot path of every payment. ``flow`` decides what to
+write and when; this module only knows how.
 """
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from payplane_core.db import autocommit
-from sqlalchemy import text
+from payplane_core.db import Statement, driver_connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from providers.models import Routing
@@ -55,7 +55,7 @@ class Found:
 
 # One round trip for all a delivery needs to know before it acts. The attempts are read even
 # when a routing exists: a redelivery reports the accepted one again from them.
-_FIND = text(
+_FIND = Statement(
     f"""
     SELECT r.outcome, r.provider, r.reason, r.decided_at,
       (SELECT coalesce(json_agg(json_build_array(a.id, a.number, a.provider, a.state,
@@ -66,44 +66,46 @@ _FIND = text(
     """  # noqa: S608 - a constant fragment, no input
 )
 _NOTHING_KNOWN = {"error": None, "http_status": None}
-_START_ATTEMPT = text(
+_START_ATTEMPT = Statement(
     "INSERT INTO attempts (payment_id, number, provider, state, started_at)"
     " VALUES (:payment_id, :number, :provider, 'sending', :at) RETURNING id"
 )
-_FINISH_ATTEMPT = text(
+_FINISH_ATTEMPT_SQL = (
     "UPDATE attempts SET state = :state, error = :error, http_status = :http_status,"
     " charge_id = :charge_id, finished_at = :at WHERE id = :id"
 )
-_DECIDE = text(
+_DECIDE_SQL = (
     "INSERT INTO routings (payment_id, outcome, provider, reason, decided_at)"
     " VALUES (:payment_id, :outcome, :provider, :reason, :at)"
 )
+_FINISH_ATTEMPT = Statement(_FINISH_ATTEMPT_SQL)
+_DECIDE = Statement(_DECIDE_SQL)
 # The accepted attempt and the decision in one statement: both or neither (a crash between
 # them leaves the attempt "sending", which a redelivery settles with the provider).
-_ACCEPT = text(f"WITH finished AS ({_FINISH_ATTEMPT.text}) {_DECIDE.text}")
+_ACCEPT = Statement(f"WITH finished AS ({_FINISH_ATTEMPT_SQL}) {_DECIDE_SQL}")
 
 
 async def find(engine: AsyncEngine, payment_id: str) -> Found:
-    async with autocommit(engine) as conn:
-        row = (await conn.execute(_FIND, {"payment_id": payment_id})).one()
+    async with driver_connection(engine) as conn:
+        row = await _FIND.fetchrow(conn, {"payment_id": payment_id})
     routing = None
-    if row.outcome is not None:
+    if row["outcome"] is not None:
         routing = Routing(
             payment_id=payment_id,
-            outcome=row.outcome,
-            provider=row.provider,
-            reason=row.reason,
-            decided_at=row.decided_at,
+            outcome=row["outcome"],
+            provider=row["provider"],
+            reason=row["reason"],
+            decided_at=row["decided_at"],
         )
-    return Found(routing, [Earlier(*a) for a in row.attempts], row.digest)
+    return Found(routing, [Earlier(*a) for a in row["attempts"]], row["digest"])
 
 
 async def start_attempt(engine: AsyncEngine, payment_id: str, provider: str, number: int) -> int:
     # Committed before the call: if this worker dies mid-call, the next one sees a "sending"
     # attempt and settles it with the provider before trying anyone else.
     values = {"payment_id": payment_id, "number": number, "provider": provider}
-    async with autocommit(engine) as conn:
-        return await conn.scalar(_START_ATTEMPT, values | {"at": datetime.now(UTC)})
+    async with driver_connection(engine) as conn:
+        return await _START_ATTEMPT.fetchval(conn, values | {"at": datetime.now(UTC)})
 
 
 def finish(attempt_id: int, state: str, *, charge: dict | None = None, **known: Any) -> dict:
@@ -114,8 +116,8 @@ def finish(attempt_id: int, state: str, *, charge: dict | None = None, **known: 
 
 
 async def finish_attempt(engine: AsyncEngine, finished: dict) -> None:
-    async with autocommit(engine) as conn:
-        await conn.execute(_FINISH_ATTEMPT, finished | {"at": datetime.now(UTC)})
+    async with driver_connection(engine) as conn:
+        await _FINISH_ATTEMPT.execute(conn, finished | {"at": datetime.now(UTC)})
 
 
 async def decide(engine: AsyncEngine, decided: Routing, *, finished: dict | None = None) -> None:
@@ -128,8 +130,8 @@ async def decide(engine: AsyncEngine, decided: Routing, *, finished: dict | None
         "reason": decided.reason,
         "at": decided.decided_at,
     }
-    async with autocommit(engine) as conn:
+    async with driver_connection(engine) as conn:
         if finished is None:
-            await conn.execute(_DECIDE, values)
+            await _DECIDE.execute(conn, values)
         else:
-            await conn.execute(_ACCEPT, values | finished)
+            await _ACCEPT.execute(conn, values | finished)
