@@ -5,6 +5,7 @@ or duplicate. A duplicate (same provider and webhook-id, newly signed) changes n
 exact replay of a message already handled (same id and timestamp) is refused as a replay.
 """
 
+import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -12,12 +13,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from payplane_core.db import autocommit
+from payplane_core.db import Statement, driver_connection
 from payplane_core.ids import new_id
 from payplane_core.text import storable
 from prometheus_client import Counter
-from sqlalchemy import bindparam, select, text, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from webhooks import verify as verification
@@ -92,25 +92,34 @@ def _row(
         reason=reason,
         event_type=_clip(event.get("type"), 64),
         payment_id=_clip((event.get("data") or {}).get("payment_id"), 64),
-        headers=safe_headers(headers),
+        headers=json.dumps(safe_headers(headers)),
         body=storable(raw[:MAX_STORED_BODY].decode("utf-8", errors="replace"), MAX_STORED_BODY),
         handoff="pending" if verdict == "accepted" else "none",
     )
 
 
-# Each write is one statement, run in autocommit (no BEGIN/COMMIT round trips) and built once
-# (no per-request statement building): atomic on its own, as the transaction around it was.
-_INSERT = insert(WebhookLog)
-_INSERT_ACCEPTED = _INSERT.on_conflict_do_nothing(
-    index_elements=["provider", "webhook_id"], index_where=text("verdict = 'accepted'")
-).returning(WebhookLog.id)
-_UPDATE = update(WebhookLog).where(WebhookLog.id == bindparam("log_id"))
-_MARK = _UPDATE.values(handoff=bindparam("new_handoff"), handoff_detail=bindparam("new_detail"))
-_REFUSE = _UPDATE.values(
-    verdict="rejected",
-    reason=bindparam("new_reason"),
-    handoff="none",
-    handoff_detail=bindparam("new_detail"),
+# Each write is one statement, built once and sent on the pooled connection's asyncpg
+# connection outside any transaction (``payplane_core.db.Statement``: no BEGIN/COMMIT round
+# trips, no SQLAlchemy execution layer): atomic on its own, as the transaction around it was.
+_COLUMNS = tuple(
+    column.name for column in WebhookLog.__table__.columns if column.name != "handoff_detail"
+)
+_VALUES = ", ".join(
+    "CAST(:headers AS jsonb)" if name == "headers" else f":{name}" for name in _COLUMNS
+)
+_INSERT_SQL = f"INSERT INTO webhook_logs ({', '.join(_COLUMNS)}) VALUES ({_VALUES})"  # noqa: S608
+_INSERT = Statement(_INSERT_SQL)
+_INSERT_ACCEPTED = Statement(
+    f"{_INSERT_SQL} ON CONFLICT (provider, webhook_id) WHERE verdict = 'accepted' DO NOTHING"
+    " RETURNING id"
+)
+_MARK = Statement(
+    "UPDATE webhook_logs SET handoff = :new_handoff, handoff_detail = :new_detail"
+    " WHERE id = :log_id"
+)
+_REFUSE = Statement(
+    "UPDATE webhook_logs SET verdict = 'rejected', reason = :new_reason, handoff = 'none',"
+    " handoff_detail = :new_detail WHERE id = :log_id"
 )
 
 
@@ -118,11 +127,10 @@ def _engine(sessions: async_sessionmaker) -> AsyncEngine:
     return sessions.kw["bind"]
 
 
-async def _write(sessions: async_sessionmaker, statement, params: dict) -> Any:
+async def _write(sessions: async_sessionmaker, statement: Statement, params: dict) -> Any:
     """The statement's one value if it returns rows (RETURNING), else None."""
-    async with autocommit(_engine(sessions)) as conn:
-        result = await conn.execute(statement, params)
-        return result.scalar() if result.returns_rows else None
+    async with driver_connection(_engine(sessions)) as conn:
+        return await statement.fetchval(conn, params)
 
 
 async def _insert(sessions: async_sessionmaker, values: dict) -> None:
