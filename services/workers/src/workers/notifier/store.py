@@ -78,12 +78,9 @@ def _engine(sessions: async_sessionmaker) -> AsyncEngine:
 
 
 def _delivery(row: Any) -> Delivery:
-    """A detached model instance from a RETURNING row (no session, no identity map); asyncpg
-    hands jsonb over as text here (the codec SQLAlchemy's dialect sets on its connections)."""
-    values = dict(zip(_COLUMN_NAMES, row, strict=True))
-    if isinstance(values["trace"], str):
-        values["trace"] = json.loads(values["trace"])
-    return Delivery(**values)
+    """A detached model instance from a RETURNING row (no session, no identity map); jsonb
+    arrives decoded (the codec SQLAlchemy's dialect sets on its connections)."""
+    return Delivery(**dict(zip(_COLUMN_NAMES, row, strict=True)))
 
 
 async def accept_event(

@@ -6,7 +6,8 @@ and rows whose relay died, with one range scan, and a live relay's rows are simp
 Times come from the database clock only. ``attempts`` is counted at claim time, so a row that
 kills its relay every time still reaches its terminal state. Each statement is atomic on its own
 (the claim's row locks last for its statement; the lease protects the rows after it), so each
-runs in autocommit: no BEGIN/COMMIT round trips.
+runs outside any transaction on the pooled connection's asyncpg connection
+(``payplane_core.db.Statement``): no BEGIN/COMMIT round trips, no SQLAlchemy execution layer.
 """
 
 import random
@@ -14,11 +15,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from payplane_core.db import autocommit
+from payplane_core.db import Statement, driver_connection
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-_CLAIM = text(
+_CLAIM = Statement(
     """
     WITH ready AS (
         SELECT id FROM outbox_events
@@ -38,7 +39,7 @@ _CLAIM = text(
     """
 )
 
-_PUBLISHED = text(
+_PUBLISHED = Statement(
     """
     UPDATE outbox_events
     SET state = 'published', published_at = now(), locked_until = NULL, last_error = NULL
@@ -46,7 +47,7 @@ _PUBLISHED = text(
     """
 )
 
-_FAILED = text(
+_FAILED = Statement(
     """
     UPDATE outbox_events
     SET state = CASE WHEN attempts >= :max_attempts THEN 'failed' ELSE 'pending' END,
@@ -73,15 +74,15 @@ class ClaimedEvent:
 async def claim_batch(
     engine: AsyncEngine, *, batch: int, lease_seconds: float
 ) -> list[ClaimedEvent]:
-    async with autocommit(engine) as conn:
-        rows = await conn.execute(_CLAIM, {"batch": batch, "lease": lease_seconds})
-        return [ClaimedEvent(**row._mapping) for row in rows]
+    async with driver_connection(engine) as conn:
+        rows = await _CLAIM.fetch(conn, {"batch": batch, "lease": lease_seconds})
+    return [ClaimedEvent(**row) for row in rows]
 
 
 async def mark_published(engine: AsyncEngine, *, ids: list[str]) -> None:
     if ids:
-        async with autocommit(engine) as conn:
-            await conn.execute(_PUBLISHED, {"ids": ids})
+        async with driver_connection(engine) as conn:
+            await _PUBLISHED.execute(conn, {"ids": ids})
 
 
 def backoff_seconds(attempts: int, *, base: float, cap: float) -> float:
@@ -111,8 +112,8 @@ async def mark_failed(
         }
         for event_id, (attempts, error) in failures.items()
     ]
-    async with autocommit(engine) as conn:
-        await conn.execute(_FAILED, params)
+    async with driver_connection(engine) as conn:
+        await _FAILED.executemany(conn, params)
     return [
         p["delay"]
         for p, (attempts, _) in zip(params, failures.values(), strict=True)
