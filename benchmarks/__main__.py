@@ -8,6 +8,7 @@ from benchmarks.load import conditions
 # Each module has run_bench(); listed in the order the platform is built up.
 MODULES = [
     "payments",
+    "statements",
     "client",
     "gateway",
     "ingress",
