@@ -20,6 +20,7 @@ from payments.api.routes import internal, payments
 from payments.core.config import Settings
 from payments.idempotency import EXPIRED_KEYS
 from payments.quota import QuotaLedger, QuotaSettlement
+from payments.snapshots import Snapshots
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +112,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
     )
     app.state.quota = ledger
     app.state.clock = clock
+    app.state.snapshots = Snapshots(settings.PAYMENT_SNAPSHOTS)
     if ledger is not None:
         app.add_middleware(QuotaSettlement, ledger=ledger)
     if settings.REDIS_URL:

@@ -21,7 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from payments import outbox
 from payments.models import Payment, PaymentEvent
 from payments.schemas import EventIn, PaymentCreate
-from payments.state import Status, check_transition
+from payments.snapshots import Snapshots
+from payments.state import IllegalTransition, Status, check_transition
 
 
 class PaymentNotFound(Exception):
@@ -221,28 +222,55 @@ async def record_event(
     event: EventIn,
     headers: dict[str, str],
     at: datetime,
+    snapshots: Snapshots | None = None,
 ) -> tuple[Payment, bool]:
     """Record a step; with ``event.status`` also move the state machine.
 
     Reporting the status the payment already has is a no-op, so a redelivered provider
     outcome changes nothing. Returns the payment and whether anything was written. Runs in
     the caller's transaction if there is one; otherwise the write is its own transaction.
+    With ``snapshots``, the payment as this process last wrote it stands in for the read
+    before the write (``payments.snapshots``): the write's compare-and-set checks it.
     """
+    payment = snapshots.take(payment_id) if snapshots is not None else None
     for _ in range(MAX_CONTENDED_TRIES):
-        payment = await _read(conn, payment_id)
-        was = (payment.status, payment.provider)
-        check_reporter(payment, event)
-        if event.status is not None and event.status == payment.status:
-            return payment, False
-        if event.status is not None:
-            check_transition(Status(payment.status), event.status)
-            payment.status = event.status
-        if event.provider is not None and event.status is Status.PROCESSING:
-            payment.provider = event.provider  # the only way a provider comes to hold a payment
-        payment.updated_at = at
-        if await _write_change(conn, payment, event=event, was=was, headers=headers, at=at):
+        fresh = payment is None
+        if payment is None:
+            payment = await _read(conn, payment_id)
+        try:
+            changes = _apply(payment, event, at)
+        except (WrongProvider, ChargeMismatch, IllegalTransition):
+            if fresh:
+                raise
+            payment = None  # a refusal is decided on what the database says, not on a snapshot
+            continue
+        if changes is None:
+            if fresh:
+                return payment, False
+            payment = None  # so is a no-op
+            continue
+        if await _write_change(conn, payment, event=event, was=changes, headers=headers, at=at):
+            if snapshots is not None:
+                snapshots.keep(payment)
             return payment, True
+        payment = None  # it changed since it was read: read it again
     raise RuntimeError(f"payment {payment_id} kept changing under {MAX_CONTENDED_TRIES} tries")
+
+
+def _apply(payment: Payment, event: EventIn, at: datetime) -> tuple[str, str | None] | None:
+    """Check the event against the payment and apply it to the object; returns the status and
+    provider the payment had (for the compare-and-set), or None when it changes nothing."""
+    was = (payment.status, payment.provider)
+    check_reporter(payment, event)
+    if event.status is not None and event.status == payment.status:
+        return None
+    if event.status is not None:
+        check_transition(Status(payment.status), event.status)
+        payment.status = event.status
+    if event.provider is not None and event.status is Status.PROCESSING:
+        payment.provider = event.provider  # the only way a provider comes to hold a payment
+    payment.updated_at = at
+    return was
 
 
 async def _write_change(

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from payments.core.config import Settings
 from payments.quota import QuotaLedger
+from payments.snapshots import Snapshots
 
 
 # async (they await nothing): FastAPI runs a plain def dependency in its thread pool, a
@@ -45,12 +46,17 @@ async def get_quota(request: Request) -> QuotaLedger | None:
     return request.app.state.quota
 
 
+async def get_snapshots(request: Request) -> Snapshots:
+    return request.app.state.snapshots
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ClockDep = Annotated[Clock, Depends(get_clock)]
 QuotaDep = Annotated[QuotaLedger | None, Depends(get_quota)]
 Engine = Annotated[AsyncEngine, Depends(get_engine)]
 Sessions = Annotated[async_sessionmaker, Depends(get_sessions)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
+SnapshotsDep = Annotated[Snapshots, Depends(get_snapshots)]
 
 
 def _merchant_with(scope: str):

@@ -29,6 +29,10 @@ class Settings(DatabaseSettings):
     BREAKER_MIN_OPEN_SECONDS: float = Field(default=2.0, gt=0)
     BREAKER_OPEN_SECONDS: float = 30.0
 
+    # Payments under way kept as last written here, so a status change needs no read first
+    # (payments.snapshots; the change's compare-and-set checks them). 0: always read.
+    PAYMENT_SNAPSHOTS: int = Field(default=10_000, ge=0)
+
     # Reconciliation (payments.reconcile), the safety net for lost events and callbacks.
     PROVIDERS_URL: str = platform.local_url("providers")
     RECONCILE_ENABLED: bool = True

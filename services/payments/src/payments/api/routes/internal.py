@@ -6,7 +6,7 @@ from payplane_core.db import driver_connection
 from payplane_core.problems import Problem
 
 from payments import metrics, service
-from payments.api.deps import ClockDep, Engine, Sessions, trace_headers
+from payments.api.deps import ClockDep, Engine, Sessions, SnapshotsDep, trace_headers
 from payments.schemas import EventIn, EventResult, PaymentId, PaymentOut
 from payments.state import IllegalTransition
 from payments.views import payment_json
@@ -32,6 +32,7 @@ async def record_event(
     request: Request,
     engine: Engine,
     clock: ClockDep,
+    snapshots: SnapshotsDep,
 ) -> dict:
     if identity.caller == "gateway":
         raise Problem(403, "internal-only", "Merchants cannot report payment events.")
@@ -43,6 +44,7 @@ async def record_event(
                 event=event,
                 headers=trace_headers(request),
                 at=clock(),
+                snapshots=snapshots,
             )
             result = payment_json(payment)
     except service.PaymentNotFound:

@@ -16,6 +16,7 @@ from payments.api.deps import (
     QuotaDep,
     SessionDep,
     SettingsDep,
+    SnapshotsDep,
     require_json,
     trace_headers,
 )
@@ -48,6 +49,7 @@ async def create_payment(
     settings: SettingsDep,
     clock: ClockDep,
     ledger: QuotaDep,
+    snapshots: SnapshotsDep,
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> Response:
     new = create.NewPayment(
@@ -66,6 +68,7 @@ async def create_payment(
             media_type="application/json",
             headers={"Idempotent-Replayed": "true"},
         )
+    snapshots.keep(result.payment)
     if ledger is not None:
         await ledger.counted(merchant_id, result.used)
     metrics.CREATED.inc()
