@@ -9,6 +9,7 @@ from benchmarks.load import conditions
 MODULES = [
     "payments",
     "statements",
+    "instructions",
     "client",
     "gateway",
     "ingress",
