@@ -85,7 +85,7 @@ def _count(kind: str, count: int) -> int:
     env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONHASHSEED="0")
     done = subprocess.run(  # noqa: S603 - our own argv
         [
-            "valgrind",
+            shutil.which("valgrind") or "valgrind",
             "--tool=callgrind",
             "--callgrind-out-file=/dev/null",
             sys.executable,
