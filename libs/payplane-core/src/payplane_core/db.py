@@ -27,6 +27,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.util import greenlet_spawn
 
+from payplane_core.dberrors import Fault, classify
+
 # Every service's DeclarativeBase uses these: times are always timezone-aware, dicts are JSONB.
 TYPE_ANNOTATION_MAP: dict[Any, Any] = {datetime: DateTime(timezone=True), dict[str, Any]: JSONB}
 
@@ -224,8 +226,11 @@ async def driver_connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connec
     pooled = await engine.raw_connection()
     try:
         yield pooled.driver_connection
-    except asyncpg.PostgresError:
-        await greenlet_spawn(pooled.close)
+    except asyncpg.PostgresError as error:
+        if classify(error) is Fault.INFRASTRUCTURE:  # e.g. the server shutting down: dead
+            pooled.invalidate()
+        else:  # the statement's own fault: the connection is fine
+            await greenlet_spawn(pooled.close)
         raise
     except BaseException:
         pooled.invalidate()  # terminated at once: its protocol state is unknown

@@ -12,6 +12,7 @@ from enum import StrEnum
 import asyncpg
 from asyncpg.exceptions._base import DataError as _ArgumentError  # raised client side
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_dbapi
 
 # 22: data exception (NUL in text, bad encoding, out of range, too long, bad JSON...) and
 # 23: integrity violation are the request's doing;
@@ -56,6 +57,7 @@ def classify(error: BaseException) -> Fault | None:
     infrastructure = (
         asyncpg.PostgresConnectionError,
         asyncpg.InterfaceError,
+        asyncpg.InternalClientError,  # a connection left mid-operation: never the request's
         sa_exc.DisconnectionError,
         ConnectionError,
         OSError,
@@ -71,6 +73,10 @@ def classify(error: BaseException) -> Fault | None:
 # What the problem handler catches; classify() decides the answer.
 DATABASE_ERRORS: tuple[type[BaseException], ...] = (
     sa_exc.DBAPIError,
+    # Raised unwrapped by engine.raw_connection() (driver_connection) when connecting fails,
+    # e.g. "the database system is shutting down"; its cause carries the SQLSTATE.
+    AsyncAdapt_asyncpg_dbapi.Error,
+    asyncpg.InternalClientError,
     sa_exc.TimeoutError,
     sa_exc.DisconnectionError,
     asyncpg.PostgresError,
