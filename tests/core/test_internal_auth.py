@@ -4,6 +4,7 @@ direct access."""
 import time
 
 import pytest
+from payplane_core.app import first_values
 from payplane_core.internal_auth import (
     BODY_DIGEST,
     NONCE,
@@ -169,3 +170,16 @@ def test_keys_must_be_32_bytes():
         load_private_key("dG9vLXNob3J0")
     with pytest.raises(ValueError, match="caller key entry"):
         parse_caller_keys(["gateway:dG9vLXNob3J0"])
+
+
+def test_a_repeated_header_counts_once_and_the_first_wins():
+    """What the services hand the check (``first_values``) reads as Starlette's ``Headers.get``
+    does: a caller header added after the signed one changes nothing."""
+    signed = sign(caller="notifier")
+    raw = [(k.encode(), v.encode()) for k, v in signed.items()] + [
+        (b"X-Payplane-Caller", b"gateway")
+    ]
+    headers = first_values(raw)
+    assert headers["x-payplane-caller"] == "notifier"
+    assert check(headers).caller == "notifier"
+    assert first_values([(b"Content-Type", b"a"), (b"content-type", b"b")]) == {"content-type": "a"}

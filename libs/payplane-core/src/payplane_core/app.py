@@ -1,6 +1,6 @@
 """The app factory every service uses, and the internal-signature dependency."""
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from typing import Annotated, Any
 
@@ -31,6 +31,16 @@ from payplane_core.telemetry import FASTAPI_TELEMETRY, setup_tracing
 ReadinessCheck = Callable[[FastAPI], Awaitable[None]]
 
 
+def first_values(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
+    """A request's headers by name, the first of repeated ones (what Starlette's ``Headers.get``
+    answers), decoded once: the signature check reads a dozen of them, and each ``get`` on
+    ``Headers`` scans and decodes the whole list again."""
+    headers: dict[str, str] = {}
+    for name, value in raw:
+        headers.setdefault(name.decode("latin-1").lower(), value.decode("latin-1"))
+    return headers
+
+
 def request_target(request: Request) -> str:
     """The path with its query string, exactly as it arrived (what the signer signed)."""
     raw = request.scope.get("raw_path") or request.url.path.encode()
@@ -43,7 +53,7 @@ async def internal_identity(request: Request) -> InternalIdentity:
     try:
         identity = verify(
             request.app.state.internal_keys,
-            request.headers,
+            first_values(request.scope["headers"]),
             method=request.method,
             path=request_target(request),
             body=await request.body(),

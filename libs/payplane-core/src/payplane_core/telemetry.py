@@ -222,7 +222,9 @@ def parent_context(carrier: Mapping[str, str] | None) -> Context | None:
     (a stored outbox row, a delivery row, message headers). ``None`` means "current"."""
     if trace.get_current_span().get_span_context().is_valid:
         return None
-    return propagate.extract(dict(carrier or {}))
+    # Any mapping will do as it is (the propagators ask for their few keys): a copy of a
+    # request's Starlette ``Headers`` looked every key up again by a scan of all of them.
+    return propagate.extract(carrier if carrier is not None else {})
 
 
 def carrier(incoming: Mapping[str, str] | None = None) -> dict[str, str]:
