@@ -2,14 +2,18 @@
 token, and what becomes of a connection whose statement failed."""
 
 import asyncio
+import dataclasses
 from datetime import UTC, datetime
 
 import asyncpg
 import pytest
+from payplane_core import dberrors
 from payplane_core.db import create_engine, driver_connection, session_factory
 from payplane_core.ids import new_id
 from sqlalchemy import text
 from workers.notifier import store
+from workers.notifier.config import NotifierSettings
+from workers.notifier.service import Notifier
 
 from tests.workers.test_notifier import attempts
 
@@ -118,3 +122,30 @@ async def test_a_connection_cut_short_is_discarded_and_a_refused_statement_keeps
         assert conn is not first  # cancelled mid-statement: replaced, not handed out again
         assert await conn.fetchval("SELECT 1") == 1
     assert first.is_closed()
+
+
+async def test_a_burst_of_events_is_accepted_in_one_statement(sessions, notifier_url):
+    """Messages that arrive together share one statement (one transaction: one ``now()``); a
+    message repeated within the burst is a duplicate, like an event already known."""
+    notifier = Notifier(NotifierSettings(DATABASE_URL=notifier_url), sessions, None, None)
+    first, second = incoming(), incoming()
+    claimed, also, repeated = await asyncio.gather(
+        notifier._accept(first), notifier._accept(second), notifier._accept(first)
+    )
+    assert (claimed.delivery.event_id, also.delivery.event_id) == (first.event_id, second.event_id)
+    assert repeated is None
+    assert claimed.delivery.created_at == also.delivery.created_at
+    later = await notifier._accept(incoming())
+    assert later.delivery.created_at > claimed.delivery.created_at  # on its own: a new statement
+    assert await notifier._accept(second) is None  # known by now
+
+
+async def test_a_row_the_database_refuses_fails_only_its_own_message(sessions, notifier_url):
+    notifier = Notifier(NotifierSettings(DATABASE_URL=notifier_url), sessions, None, None)
+    good, bad = incoming(), dataclasses.replace(incoming(), merchant_id="mer_\x00nul")
+    accepted, refused = await asyncio.gather(
+        notifier._accept(good), notifier._accept(bad), return_exceptions=True
+    )
+    assert isinstance(accepted, store.Claim) and accepted.delivery.event_id == good.event_id
+    assert dberrors.classify(refused) is dberrors.Fault.CLIENT_DATA
+    assert notifier.arrivals == [] and notifier.accepting is None

@@ -11,10 +11,11 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
+from contextvars import Context
 
 import aiohttp
 from aio_pika.abc import AbstractConnection, AbstractIncomingMessage
-from payplane_core import egress, messaging, telemetry
+from payplane_core import dberrors, egress, messaging, telemetry
 from payplane_core.context import accept_or_new_request_id, request_id_var
 from payplane_core.events import InvalidEvent, PaymentEvent
 from prometheus_client import Counter as Metric
@@ -36,6 +37,11 @@ OUTCOMES = Metric(
 )
 DUPLICATES = Metric(
     "payplane_notifier_duplicate_messages_total", "Messages for events already known (acked)"
+)
+TOGETHER = Histogram(
+    "payplane_notifier_accepted_together",
+    "Messages whose deliveries one statement created (a burst from RabbitMQ)",
+    buckets=(1, 2, 4, 8, 16, 32, 64),
 )
 LATENCY = Histogram(
     "payplane_notifier_attempt_seconds",
@@ -119,6 +125,9 @@ class Notifier:
         self.busy: Counter[str] = Counter()
         self.slots: dict[str, asyncio.Semaphore] = {}
         self.tasks: set[asyncio.Task] = set()
+        # Messages waiting for their delivery row, and the task writing them (``_accept``).
+        self.arrivals: list[tuple[store.IncomingEvent, asyncio.Future]] = []
+        self.accepting: asyncio.Task | None = None
 
     async def run(self) -> None:
         try:
@@ -195,9 +204,7 @@ class Notifier:
             return
         request_id_var.set(accept_or_new_request_id(event.trace.get("x-request-id")))
         try:
-            claim = await store.accept_event(
-                self.sessions, event=event, lease_seconds=self.settings.DELIVERY_LEASE_SECONDS
-            )
+            claim = await self._accept(event)
             if claim is None:
                 DUPLICATES.inc()
             else:
@@ -208,6 +215,50 @@ class Notifier:
             await asyncio.sleep(1)
             with contextlib.suppress(Exception):
                 await message.nack(requeue=True)
+
+    async def _accept(self, event: store.IncomingEvent) -> store.Claim | None:
+        """The event's delivery, created in one statement with those of the messages that came
+        with it. RabbitMQ hands a burst over at once (a task per message, each arriving here
+        before the statement starts); no message waits for one still to come."""
+        arrival: asyncio.Future[store.Claim | None] = asyncio.get_running_loop().create_future()
+        self.arrivals.append((event, arrival))
+        if self.accepting is None:  # in a context of its own: no one message's trace or id
+            self.accepting = asyncio.create_task(self._accept_arrivals(), context=Context())
+        return await arrival
+
+    async def _accept_arrivals(self) -> None:
+        try:
+            while self.arrivals:
+                burst = self.arrivals[: self.settings.NOTIFIER_PREFETCH]
+                del self.arrivals[: len(burst)]
+                TOGETHER.observe(len(burst))
+                await self._accept_burst(burst)
+        finally:
+            self.accepting = None
+
+    async def _accept_burst(self, burst: list[tuple[store.IncomingEvent, asyncio.Future]]) -> None:
+        try:
+            claims = await store.accept_events(
+                self.sessions,
+                events=[event for event, _ in burst],
+                lease_seconds=self.settings.DELIVERY_LEASE_SECONDS,
+            )
+        except Exception as exc:  # noqa: BLE001 - each message's own handler decides
+            if len(burst) > 1 and dberrors.classify(exc) is not dberrors.Fault.INFRASTRUCTURE:
+                # A row the database refuses must not fail the others: each alone. (With the
+                # database away, each would only wait for it again.)
+                for one in burst:
+                    await self._accept_burst([one])
+                return
+            _, arrival = burst[0]
+            if not arrival.done():
+                arrival.set_exception(exc)
+            return
+        for event, arrival in burst:
+            # pop: a message repeated within the burst is a duplicate, like a known event.
+            claim = claims.pop(event.event_id, None)
+            if not arrival.done():
+                arrival.set_result(claim)
 
     # -- retries, from the database -----------------------------------------------------------
     async def _retry_forever(self) -> None:

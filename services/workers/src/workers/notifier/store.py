@@ -8,6 +8,7 @@ state set by the one that took over. Times come from the database clock.
 """
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -59,14 +60,17 @@ def _lease_end(seconds: float):
 _COLUMN_NAMES = tuple(c.name for c in Delivery.__table__.columns)
 _COLUMNS = ", ".join(_COLUMN_NAMES)
 
-# One statement, atomic on its own: sent on the pooled connection's asyncpg connection outside
-# any transaction (autocommit: no BEGIN/COMMIT round trips), as plain SQL with positional
-# parameters: no SQLAlchemy statement execution or result processing on the hot path.
+# One statement for a whole burst of events, atomic on its own: sent on the pooled connection's
+# asyncpg connection outside any transaction (autocommit: no BEGIN/COMMIT round trips), as
+# plain SQL with positional parameters (one array per column): no SQLAlchemy statement
+# execution or result processing on the hot path.
 _ACCEPT_SQL = """
     INSERT INTO deliveries ({columns})
-    VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, 'pending', 0,
-            now() + make_interval(secs => $8::float8), now() + make_interval(secs => $8::float8),
-            NULL, NULL, now(), now(), NULL)
+    SELECT e.id, e.event_id, e.merchant_id, e.payment_id, e.event_type, e.body, e.trace::jsonb,
+           'pending', 0, now() + make_interval(secs => $8::float8),
+           now() + make_interval(secs => $8::float8), NULL, NULL, now(), now(), NULL
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                $7::text[]) AS e(id, event_id, merchant_id, payment_id, event_type, body, trace)
     ON CONFLICT (event_id) DO NOTHING
     RETURNING {columns}
 """
@@ -83,30 +87,37 @@ def _delivery(row: Any) -> Delivery:
     return Delivery(**dict(zip(_COLUMN_NAMES, row, strict=True)))
 
 
-async def accept_event(
-    sessions: async_sessionmaker, *, event: IncomingEvent, lease_seconds: float
-) -> Claim | None:
-    """Create the delivery already claimed by us; None if this event is already known.
+async def accept_events(
+    sessions: async_sessionmaker, *, events: Sequence[IncomingEvent], lease_seconds: float
+) -> dict[str, Claim]:
+    """Create the deliveries of ``events``, already claimed by us, in one statement: the
+    claims by event id. An event left out is already known (or repeated in ``events``).
 
     A known event is someone else's business (delivered, failed, or pending with the retry
     loop): the caller acks the message without sending anything.
     """
     async with driver_connection(_engine(sessions)) as conn:
-        row = await conn.fetchrow(
+        rows = await conn.fetch(
             _ACCEPT,
-            new_id("dlv"),
-            event.event_id,
-            event.merchant_id,
-            event.payment_id,
-            event.event_type,
-            event.body,
-            json.dumps(event.trace),
+            [new_id("dlv") for _ in events],
+            [e.event_id for e in events],
+            [e.merchant_id for e in events],
+            [e.payment_id for e in events],
+            [e.event_type for e in events],
+            [e.body for e in events],
+            [json.dumps(e.trace) for e in events],
             lease_seconds,
         )
-    if row is None:
-        return None
-    created = _delivery(row)
-    return Claim(created, created.locked_until)
+    created = (_delivery(row) for row in rows)
+    return {d.event_id: Claim(d, d.locked_until) for d in created}
+
+
+async def accept_event(
+    sessions: async_sessionmaker, *, event: IncomingEvent, lease_seconds: float
+) -> Claim | None:
+    """``accept_events`` for one event: its claim, or None if it is already known."""
+    claims = await accept_events(sessions, events=[event], lease_seconds=lease_seconds)
+    return claims.get(event.event_id)
 
 
 async def claim_due(
