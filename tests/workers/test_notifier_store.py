@@ -36,6 +36,11 @@ def incoming(event_id: str | None = None) -> store.IncomingEvent:
     )
 
 
+async def accept(sessions, event: store.IncomingEvent) -> store.Claim | None:
+    claims = await store.accept_events(sessions, events=[event], lease_seconds=30)
+    return claims.get(event.event_id)
+
+
 def outcome(status: int | None, error: str | None = None) -> store.AttemptOutcome:
     return store.AttemptOutcome("http://127.0.0.1:1/hooks", datetime.now(UTC), 7, status, error)
 
@@ -49,7 +54,7 @@ async def attempt_rows(db, event_id: str) -> list:
 
 async def test_accept_claims_a_new_event_once(sessions, empty_notifier):
     event = incoming()
-    claim = await store.accept_event(sessions, event=event, lease_seconds=30)
+    claim = await accept(sessions, event)
     assert claim is not None
     delivery = claim.delivery
     assert (delivery.event_id, delivery.body, delivery.trace) == (
@@ -60,14 +65,14 @@ async def test_accept_claims_a_new_event_once(sessions, empty_notifier):
     assert delivery.state == "pending" and delivery.attempts == 0
     assert claim.lease == delivery.locked_until == delivery.next_attempt_at
     assert claim.lease.tzinfo is not None and claim.lease > datetime.now(UTC)
-    assert await store.accept_event(sessions, event=event, lease_seconds=30) is None
+    assert await accept(sessions, event) is None
     async with empty_notifier.connect() as conn:
         stored = await conn.scalar(text("SELECT trace FROM deliveries"))
     assert stored == event.trace
 
 
 async def test_failures_then_success_each_leave_an_attempt_row(sessions, empty_notifier):
-    claim = await store.accept_event(sessions, event=incoming(), lease_seconds=30)
+    claim = await accept(sessions, incoming())
     failed = await store.record_attempt(
         sessions, claim=claim, outcome=outcome(500, "HTTP 500"), manual=False, schedule=[60.0]
     )
@@ -90,7 +95,7 @@ async def test_failures_then_success_each_leave_an_attempt_row(sessions, empty_n
 async def test_an_attempt_after_the_lease_was_taken_over_changes_nothing_but_its_own_row(
     sessions, empty_notifier
 ):
-    claim = await store.accept_event(sessions, event=incoming(), lease_seconds=30)
+    claim = await accept(sessions, incoming())
     async with empty_notifier.begin() as conn:  # another notifier took it over and delivered
         await conn.execute(
             text(

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from payplane_core.db import driver_connection
+from payplane_core.db import Statement, driver_connection
 from payplane_core.ids import has_prefix, new_id
 from payplane_core.pagination import newest_first
 from sqlalchemy import func, select, update
@@ -60,21 +60,24 @@ def _lease_end(seconds: float):
 _COLUMN_NAMES = tuple(c.name for c in Delivery.__table__.columns)
 _COLUMNS = ", ".join(_COLUMN_NAMES)
 
-# One statement for a whole burst of events, atomic on its own: sent on the pooled connection's
-# asyncpg connection outside any transaction (autocommit: no BEGIN/COMMIT round trips), as
-# plain SQL with positional parameters (one array per column): no SQLAlchemy statement
-# execution or result processing on the hot path.
+# One statement for a whole burst of events, atomic on its own, on the pooled connection's
+# asyncpg connection outside any transaction (autocommit: no BEGIN/COMMIT round trips), one
+# array per column: no SQLAlchemy statement execution or result processing on the hot path.
 _ACCEPT_SQL = """
     INSERT INTO deliveries ({columns})
-    SELECT e.id, e.event_id, e.merchant_id, e.payment_id, e.event_type, e.body, e.trace::jsonb,
-           'pending', 0, now() + make_interval(secs => $8::float8),
-           now() + make_interval(secs => $8::float8), NULL, NULL, now(), now(), NULL
-    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                $7::text[]) AS e(id, event_id, merchant_id, payment_id, event_type, body, trace)
+    SELECT e.id, e.event_id, e.merchant_id, e.payment_id, e.event_type, e.body,
+           CAST(e.trace AS jsonb), 'pending', 0,
+           now() + make_interval(secs => CAST(:lease AS float8)),
+           now() + make_interval(secs => CAST(:lease AS float8)),
+           NULL, NULL, now(), now(), NULL
+    FROM unnest(CAST(:ids AS text[]), CAST(:event_ids AS text[]), CAST(:merchant_ids AS text[]),
+                CAST(:payment_ids AS text[]), CAST(:event_types AS text[]),
+                CAST(:bodies AS text[]), CAST(:traces AS text[]))
+         AS e(id, event_id, merchant_id, payment_id, event_type, body, trace)
     ON CONFLICT (event_id) DO NOTHING
     RETURNING {columns}
 """
-_ACCEPT = _ACCEPT_SQL.format(columns=_COLUMNS)
+_ACCEPT = Statement(_ACCEPT_SQL.format(columns=_COLUMNS))
 
 
 def _engine(sessions: async_sessionmaker) -> AsyncEngine:
@@ -97,27 +100,21 @@ async def accept_events(
     loop): the caller acks the message without sending anything.
     """
     async with driver_connection(_engine(sessions)) as conn:
-        rows = await conn.fetch(
-            _ACCEPT,
-            [new_id("dlv") for _ in events],
-            [e.event_id for e in events],
-            [e.merchant_id for e in events],
-            [e.payment_id for e in events],
-            [e.event_type for e in events],
-            [e.body for e in events],
-            [json.dumps(e.trace) for e in events],
-            lease_seconds,
+        rows = await _ACCEPT.fetch(
+            conn,
+            {
+                "ids": [new_id("dlv") for _ in events],
+                "event_ids": [e.event_id for e in events],
+                "merchant_ids": [e.merchant_id for e in events],
+                "payment_ids": [e.payment_id for e in events],
+                "event_types": [e.event_type for e in events],
+                "bodies": [e.body for e in events],
+                "traces": [json.dumps(e.trace) for e in events],
+                "lease": float(lease_seconds),
+            },
         )
     created = (_delivery(row) for row in rows)
     return {d.event_id: Claim(d, d.locked_until) for d in created}
-
-
-async def accept_event(
-    sessions: async_sessionmaker, *, event: IncomingEvent, lease_seconds: float
-) -> Claim | None:
-    """``accept_events`` for one event: its claim, or None if it is already known."""
-    claims = await accept_events(sessions, events=[event], lease_seconds=lease_seconds)
-    return claims.get(event.event_id)
 
 
 async def claim_due(
@@ -193,13 +190,13 @@ def next_state(
 _RECORD = """
     WITH updated AS (
         UPDATE deliveries
-        SET state = $3, attempts = attempts + 1, locked_until = NULL,
-            last_status = $4, last_error = $5, updated_at = now(){extra}
-        WHERE id = $1 AND locked_until = $2
+        SET state = :state, attempts = attempts + 1, locked_until = NULL,
+            last_status = :status, last_error = :error, updated_at = now(){extra}
+        WHERE id = :id AND locked_until = :lease
         RETURNING {columns}
     ), theirs AS (
         SELECT {columns} FROM deliveries
-        WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM updated)
+        WHERE id = :id AND NOT EXISTS (SELECT 1 FROM updated)
         FOR SHARE
     ), now_state AS (
         SELECT {columns} FROM updated UNION ALL SELECT {columns} FROM theirs
@@ -207,20 +204,21 @@ _RECORD = """
         INSERT INTO delivery_attempts (delivery_id, number, trigger, url, started_at, latency_ms,
                                        status_code, succeeded, error, resulting_state)
         SELECT now_state.id,
-               (SELECT count(*) FROM delivery_attempts WHERE delivery_id = $1) + 1,
-               $6::text, $7::text, $8::timestamptz, $9::integer, $10::integer,
-               $11::boolean, $12::text, now_state.state
+               (SELECT count(*) FROM delivery_attempts WHERE delivery_id = :id) + 1,
+               CAST(:trigger AS text), CAST(:url AS text), CAST(:started_at AS timestamptz),
+               CAST(:latency_ms AS integer), CAST(:status AS integer),
+               CAST(:succeeded AS boolean), CAST(:error AS text), now_state.state
         FROM now_state
     )
     SELECT {columns} FROM now_state
 """
-_RECORD_EXTRA = {
-    "delivered": ", delivered_at = now()",
-    "retry": ", next_attempt_at = now() + make_interval(secs => $13::float8)",
-    "final": "",
-}
 _RECORDS = {
-    kind: _RECORD.format(extra=extra, columns=_COLUMNS) for kind, extra in _RECORD_EXTRA.items()
+    kind: Statement(_RECORD.format(extra=extra, columns=_COLUMNS))
+    for kind, extra in {
+        "delivered": ", delivered_at = now()",
+        "retry": ", next_attempt_at = now() + make_interval(secs => CAST(:wait AS float8))",
+        "final": "",
+    }.items()
 }
 
 
@@ -240,29 +238,22 @@ async def record_attempt(
         manual=manual,
         schedule=schedule,
     )
-    params: list[Any] = [
-        delivery.id,
-        claim.lease,
-        state,
-        outcome.status_code,
-        outcome.error,
-        "manual" if manual else "automatic",
-        outcome.url,
-        outcome.started_at,
-        outcome.latency_ms,
-        outcome.status_code,
-        outcome.succeeded,
-        outcome.error,
-    ]
-    if state == "delivered":
-        statement = _RECORDS["delivered"]
-    elif wait is not None:
-        statement = _RECORDS["retry"]
-        params.append(wait)
-    else:
-        statement = _RECORDS["final"]
+    params: dict[str, Any] = {
+        "id": delivery.id,
+        "lease": claim.lease,
+        "state": state,
+        "status": outcome.status_code,
+        "error": outcome.error,
+        "trigger": "manual" if manual else "automatic",
+        "url": outcome.url,
+        "started_at": outcome.started_at,
+        "latency_ms": outcome.latency_ms,
+        "succeeded": outcome.succeeded,
+        "wait": wait,
+    }
+    kind = "delivered" if state == "delivered" else "retry" if wait is not None else "final"
     async with driver_connection(_engine(sessions)) as conn:
-        row = await conn.fetchrow(statement, *params)
+        row = await _RECORDS[kind].fetchrow(conn, params)
     return _delivery(row)
 
 
