@@ -29,8 +29,9 @@ class RelaySettings(WorkerSettings):
     # publishes are what RabbitMQ, providers, the notifier, webhooks... handle in bursts
     # (docs/performance.md, fourth round: 0 and 0.05 s measured, +10 ms per payment at 25/s).
     # Each event on a payment's way waits up to this long, twice on the way to its last
-    # webhook (created, then the outcome): 0.1 s put that webhook's p99 near 300 ms at 40/s,
-    # 0.05 s near 175 ms for about 5 % more CPU (ninth round).
+    # webhook (created, then the outcome): 0.1 s put that webhook's p99 near 260-320 ms at
+    # 25-40/s, 0.05 s near 175 ms, for 0-15 % more CPU per payment there (ninth round; the
+    # fuller the batches, the less it costs).
     RELAY_NOTIFY_MIN_INTERVAL_SECONDS: float = Field(default=0.05, ge=0)
     # The listener's connection is checked (SELECT 1) this often while no notification comes,
     # and reconnected with backoff doubling up to RELAY_LISTEN_RECONNECT_MAX_SECONDS.
