@@ -4,7 +4,7 @@ direct access."""
 import time
 
 import pytest
-from payplane_core.app import first_values
+from payplane_core.context import first_values
 from payplane_core.internal_auth import (
     BODY_DIGEST,
     NONCE,

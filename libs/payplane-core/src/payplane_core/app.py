@@ -1,6 +1,6 @@
 """The app factory every service uses, and the internal-signature dependency."""
 
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from typing import Annotated, Any
 
@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import REGISTRY
 from prometheus_client.exposition import choose_encoder
 
+from payplane_core.context import first_values
 from payplane_core.heap import freeze_startup_objects
 from payplane_core.internal_auth import (
     IDENTITY_STATE,
@@ -29,16 +30,6 @@ from payplane_core.settings import ServiceSettings
 from payplane_core.telemetry import FASTAPI_TELEMETRY, setup_tracing
 
 ReadinessCheck = Callable[[FastAPI], Awaitable[None]]
-
-
-def first_values(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
-    """A request's headers by name, the first of repeated ones (what Starlette's ``Headers.get``
-    answers), decoded once: the signature check reads a dozen of them, and each ``get`` on
-    ``Headers`` scans and decodes the whole list again."""
-    headers: dict[str, str] = {}
-    for name, value in raw:
-        headers.setdefault(name.decode("latin-1").lower(), value.decode("latin-1"))
-    return headers
 
 
 def request_target(request: Request) -> str:

@@ -20,6 +20,8 @@ from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 
+from payplane_core.context import first_values
+
 log = logging.getLogger(__name__)
 
 _ENDPOINTS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
@@ -171,8 +173,7 @@ def _sampled_out(scope) -> bool:
     provider = _provider
     if provider is None:
         return False
-    carrier = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", ())}
-    parent = propagate.extract(carrier)
+    parent = propagate.extract(first_values(scope.get("headers", ())))
     caller = trace.get_current_span(parent).get_span_context()
     if caller.is_valid:
         trace_id = caller.trace_id

@@ -228,9 +228,8 @@ class Notifier:
 
     async def _accept_arrivals(self) -> None:
         try:
-            while self.arrivals:
-                burst = self.arrivals[: self.settings.NOTIFIER_PREFETCH]
-                del self.arrivals[: len(burst)]
+            while self.arrivals:  # at most a prefetch's worth: RabbitMQ sends no more
+                burst, self.arrivals = self.arrivals, []
                 TOGETHER.observe(len(burst))
                 await self._accept_burst(burst)
         finally:
