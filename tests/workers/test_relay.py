@@ -5,6 +5,8 @@ import contextlib
 import logging
 
 import httpx
+import pytest
+from pydantic import ValidationError
 from sqlalchemy import text
 from workers.relay import outbox
 from workers.relay.config import RelaySettings
@@ -134,6 +136,30 @@ async def test_rows_of_a_dead_relay_are_claimed_again_after_the_lease(
     assert attempts == {2}
 
 
+async def test_a_claim_marks_the_previous_batch_published(empty_outbox):
+    first, second, third = await insert_outbox_events(empty_outbox, 3)
+    # A lease that has already run out: the row is ready again (as after a long stall), yet it
+    # was confirmed; marked by the claim, it must not also be claimed by it.
+    [stale] = await outbox.claim_batch(empty_outbox, batch=1, lease_seconds=0.0)
+    assert stale.id == first
+    [held] = await outbox.claim_batch(empty_outbox, batch=1, lease_seconds=30.0, published=[])
+    assert held.id == second
+
+    claimed = await outbox.claim_batch(
+        empty_outbox, batch=10, lease_seconds=30.0, published=[first, second]
+    )
+    assert [e.id for e in claimed] == [third]
+    async with empty_outbox.connect() as conn:
+        rows = dict(
+            (await conn.execute(text("SELECT id, state FROM outbox_events"))).tuples().all()
+        )
+        attempts = await conn.scalar(
+            text("SELECT attempts FROM outbox_events WHERE id = :id"), {"id": first}
+        )
+    assert rows == {first: "published", second: "published", third: "pending"}
+    assert attempts == 1  # marked, not claimed a second time
+
+
 async def test_unroutable_event_backs_off_then_fails_terminally(
     empty_outbox, outbox_url, amqp_names
 ):
@@ -241,3 +267,11 @@ class _Messages(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         self.count += record.getMessage() == self.message
+
+
+def test_a_mark_delay_near_the_lease_is_refused():
+    # Unmarked rows are safe while leased: a delay near the lease would let another relay
+    # publish them again while this one is still holding them.
+    with pytest.raises(ValidationError, match="RELAY_MARK_DELAY_SECONDS"):
+        RelaySettings(RELAY_MARK_DELAY_SECONDS=15, RELAY_LEASE_SECONDS=30)
+    assert RelaySettings(RELAY_MARK_DELAY_SECONDS=14, RELAY_LEASE_SECONDS=30)

@@ -6,8 +6,10 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
+import aio_pika
 import asyncpg
 import httpx
+from payplane_core import messaging
 from payplane_core.db import asyncpg_dsn
 from prometheus_client import REGISTRY
 from sqlalchemy import text
@@ -17,7 +19,7 @@ from workers.relay.main import create_app
 from workers.relay.publisher import Relay
 
 from tests.support.payments import client_for
-from tests.support.pipeline import insert_outbox_events, take_all, wait_until
+from tests.support.pipeline import AMQP_URL, insert_outbox_events, take_all, wait_until
 from tests.workers.test_relay import create_async_engine_for, relay_settings, running
 
 NEVER = 3600.0  # a fallback poll that cannot be what published anything in these tests
@@ -186,6 +188,33 @@ async def test_the_fallback_poll_claims_a_row_when_it_comes_due(
     assert published_at >= due
     assert metric("payplane_relay_wakeups_total", reason="poll") > polls
     assert [m.message_id for m in await take_all(amqp_names["NOTIFIER_QUEUE"])] == [event_id]
+
+
+async def test_a_batch_is_marked_by_the_next_claim_or_when_the_relay_stops(
+    empty_outbox, outbox_url, amqp_names
+):
+    relay = Relay(relay_settings(outbox_url, amqp_names), create_async_engine_for(outbox_url))
+    connection = await aio_pika.connect(AMQP_URL, timeout=5)
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        exchange, _ = await messaging.declare(channel, relay.topology)
+        [first] = await insert_outbox_events(empty_outbox, 1)
+        assert await relay.relay_once(exchange) == 1
+        assert not await is_published(empty_outbox, first)  # confirmed, leased, not yet marked
+        [second] = await insert_outbox_events(empty_outbox, 1)
+        assert await relay.relay_once(exchange) == 1
+        assert await is_published(empty_outbox, first)  # by the claim that took the second
+        assert not await is_published(empty_outbox, second)
+
+    # Stopped before any other claim (its broker is out of reach): it marks what it had.
+    unreachable = amqp_names | {"AMQP_URL": "amqp://guest:guest@127.0.0.1:1/"}
+    stopping = Relay(relay_settings(outbox_url, unreachable), relay.engine)
+    stopping._confirmed = relay._confirmed  # noqa: SLF001 - the same relay's state, restarted
+    async with running(stopping):
+        await wait_until(lambda: stopping.listener.listening, within=10, what="running")
+    assert await is_published(empty_outbox, second)
+    await relay.engine.dispose()
+    assert [m.message_id for m in await take_all(amqp_names["NOTIFIER_QUEUE"])] == [first, second]
 
 
 async def test_a_killed_listener_connection_is_replaced(empty_outbox, outbox_url, amqp_names):

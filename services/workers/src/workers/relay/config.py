@@ -1,5 +1,5 @@
 from payplane_core import platform
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from workers.config import WorkerSettings
 
@@ -33,6 +33,10 @@ class RelaySettings(WorkerSettings):
     # 25-40/s, 0.05 s near 175 ms, for 0-15 % more CPU per payment there (ninth round; the
     # fuller the batches, the less it costs).
     RELAY_NOTIFY_MIN_INTERVAL_SECONDS: float = Field(default=0.05, ge=0)
+    # A confirmed batch is marked published by the next claim's statement, or on its own after
+    # this long without one (its rows stay leased to this relay meanwhile): under load one
+    # statement per batch instead of two (tenth round, docs/performance.md). Well under the lease.
+    RELAY_MARK_DELAY_SECONDS: float = Field(default=0.2, ge=0)
     # The listener's connection is checked (SELECT 1) this often while no notification comes,
     # and reconnected with backoff doubling up to RELAY_LISTEN_RECONNECT_MAX_SECONDS.
     RELAY_LISTEN_CHECK_SECONDS: float = Field(default=5.0, gt=0)
@@ -53,3 +57,10 @@ class RelaySettings(WorkerSettings):
     @property
     def listen_database_url(self) -> str:
         return self.RELAY_LISTEN_DATABASE_URL or self.OUTBOX_DATABASE_URL
+
+    @model_validator(mode="after")
+    def _marks_within_the_lease(self) -> "RelaySettings":
+        # Unmarked rows are safe only while leased: past the lease another relay republishes.
+        if self.RELAY_MARK_DELAY_SECONDS >= self.RELAY_LEASE_SECONDS / 2:
+            raise ValueError("RELAY_MARK_DELAY_SECONDS must be under half of RELAY_LEASE_SECONDS")
+        return self

@@ -3,9 +3,16 @@
 It claims again at once while batches come back full; otherwise it waits for the first of: a
 NOTIFY of an outbox insert (``listener``), the next retry it scheduled itself coming due, the
 fallback poll, or the broker connection closing.
+
+A confirmed batch is marked published by the next claim's statement (``outbox.claim_batch``),
+or on its own once ``RELAY_MARK_DELAY_SECONDS`` pass without one: under load one statement per
+batch instead of two. Until then its rows stay leased to this relay, so nobody else publishes
+them; if the relay dies first, they are published again after the lease, as when it dies
+between the confirm and the mark (the consumers drop a repeated event by its id).
 """
 
 import asyncio
+import contextlib
 import heapq
 import logging
 from datetime import UTC, datetime
@@ -42,7 +49,7 @@ LAG = Histogram(
 )
 BATCH = Histogram(
     "payplane_relay_batch_seconds",
-    "Time to publish and record one claimed batch",
+    "Time to publish one claimed batch and record its failures",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 RETRY_SLACK_SECONDS = 0.1
@@ -89,6 +96,7 @@ class Relay:
         )
         self._retries: list[float] = []  # loop times at which rows this relay failed come due
         self._claimed_at = 0.0  # loop time the last claim began
+        self._confirmed: list[str] = []  # published and confirmed, not yet marked so
 
     async def run(self) -> None:
         listener = asyncio.create_task(self.listener.run(), name="relay-listener")
@@ -96,6 +104,15 @@ class Relay:
             await amqp.run_forever(self.settings, self._session, self.broker)
         finally:
             await stop(listener)
+            # Best effort: what stays unmarked is published again after its lease.
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(self.settings.DB_POOL_TIMEOUT_SECONDS):
+                    await self.mark_confirmed()
+
+    async def mark_confirmed(self) -> None:
+        """Mark the confirmed rows published now, without waiting for the next claim."""
+        await outbox.mark_published(self.engine, ids=self._confirmed)
+        self._confirmed = []
 
     async def _session(self, connection: AbstractConnection) -> None:
         # on_return_raises: an unroutable message is a failure, not a silent drop.
@@ -117,7 +134,8 @@ class Relay:
                 await self._wait()
 
     async def _wait(self) -> None:
-        """Until a notification (coalesced), a retry of ours or the fallback poll."""
+        """Until a notification (coalesced), a retry of ours or the fallback poll; confirmed
+        rows are marked on their own if none comes within ``RELAY_MARK_DELAY_SECONDS``."""
         loop = asyncio.get_running_loop()
         timeout, reason = self.settings.RELAY_FALLBACK_POLL_SECONDS, "poll"
         if self._retries:
@@ -125,10 +143,11 @@ class Relay:
             due = self._retries[0] + RETRY_SLACK_SECONDS - loop.time()
             if due < timeout:
                 timeout, reason = max(0.0, due), "retry"
-        try:
-            async with asyncio.timeout(timeout):
-                await self.wake.wait()
-        except TimeoutError:
+        until = loop.time() + timeout
+        mark_within = min(timeout, self.settings.RELAY_MARK_DELAY_SECONDS)
+        if self._confirmed and not await self._woken(mark_within):
+            await self.mark_confirmed()
+        if not await self._woken(until - loop.time()):
             WAKEUPS.labels(reason).inc()
             return
         WAKEUPS.labels("notify").inc()
@@ -136,6 +155,15 @@ class Relay:
         rest = self._claimed_at + self.settings.RELAY_NOTIFY_MIN_INTERVAL_SECONDS - loop.time()
         if rest > 0:
             await asyncio.sleep(rest)
+
+    async def _woken(self, seconds: float) -> bool:
+        """Whether ``wake`` is set within ``seconds``."""
+        try:
+            async with asyncio.timeout(max(0.0, seconds)):
+                await self.wake.wait()
+        except TimeoutError:
+            return False
+        return True
 
     def _drop_due_retries(self) -> None:
         """The claim about to run picks up every retry due by now."""
@@ -149,7 +177,9 @@ class Relay:
             self.engine,
             batch=self.settings.RELAY_BATCH_SIZE,
             lease_seconds=self.settings.RELAY_LEASE_SECONDS,
+            published=self._confirmed,
         )
+        self._confirmed = []
         if not events:
             return 0
         with BATCH.time():
@@ -162,7 +192,7 @@ class Relay:
                 for e, r in zip(events, results, strict=True)
                 if r is not None
             }
-            await outbox.mark_published(self.engine, ids=published)
+            self._confirmed = published  # marked by the next claim (or on their own, soon)
             await self._record_failures(failures)
         PUBLISHED.inc(len(published))
         confirmed_at = datetime.now(UTC)
