@@ -13,6 +13,7 @@ from payplane_core.ids import new_id
 from sqlalchemy import text
 from workers.notifier import store
 from workers.notifier.config import NotifierSettings
+from workers.notifier.models import Delivery
 from workers.notifier.service import Notifier
 
 from tests.workers.test_notifier import attempts
@@ -39,6 +40,13 @@ def incoming(event_id: str | None = None) -> store.IncomingEvent:
 async def accept(sessions, event: store.IncomingEvent) -> store.Claim | None:
     claims = await store.accept_events(sessions, events=[event], lease_seconds=30)
     return claims.get(event.event_id)
+
+
+async def record(sessions, claim: store.Claim, result: store.AttemptOutcome) -> Delivery:
+    [after] = await store.record_attempts(
+        sessions, attempts=[store.Attempt(claim, result, manual=False)], schedule=[60.0]
+    )
+    return after
 
 
 def outcome(status: int | None, error: str | None = None) -> store.AttemptOutcome:
@@ -73,18 +81,14 @@ async def test_accept_claims_a_new_event_once(sessions, empty_notifier):
 
 async def test_failures_then_success_each_leave_an_attempt_row(sessions, empty_notifier):
     claim = await accept(sessions, incoming())
-    failed = await store.record_attempt(
-        sessions, claim=claim, outcome=outcome(500, "HTTP 500"), manual=False, schedule=[60.0]
-    )
+    failed = await record(sessions, claim, outcome(500, "HTTP 500"))
     assert failed.state == "pending" and failed.attempts == 1 and failed.locked_until is None
     assert failed.last_error == "HTTP 500" and failed.next_attempt_at > datetime.now(UTC)
     assert await store.claim_due(sessions, batch=10, lease_seconds=30) == []  # due in a minute
     async with empty_notifier.begin() as conn:
         await conn.execute(text("UPDATE deliveries SET next_attempt_at = now()"))
     [again] = await store.claim_due(sessions, batch=10, lease_seconds=30)
-    done = await store.record_attempt(
-        sessions, claim=again, outcome=outcome(204), manual=False, schedule=[60.0]
-    )
+    done = await record(sessions, again, outcome(204))
     assert done.state == "delivered" and done.attempts == 2 and done.delivered_at is not None
     assert await attempt_rows(empty_notifier, done.event_id) == [
         (1, "automatic", 500, False, "HTTP 500", "pending"),
@@ -103,9 +107,7 @@ async def test_an_attempt_after_the_lease_was_taken_over_changes_nothing_but_its
                 " delivered_at = now()"
             )
         )
-    late = await store.record_attempt(
-        sessions, claim=claim, outcome=outcome(500, "HTTP 500"), manual=False, schedule=[60.0]
-    )
+    late = await record(sessions, claim, outcome(500, "HTTP 500"))
     assert late.state == "delivered" and late.attempts == 1 and late.last_error is None
     assert await attempt_rows(empty_notifier, late.event_id) == [
         (1, "automatic", 500, False, "HTTP 500", "delivered")
@@ -153,4 +155,62 @@ async def test_a_row_the_database_refuses_fails_only_its_own_message(sessions, n
     )
     assert isinstance(accepted, store.Claim) and accepted.delivery.event_id == good.event_id
     assert dberrors.classify(refused) is dberrors.Fault.CLIENT_DATA
-    assert notifier.arrivals == [] and notifier.accepting is None
+    assert notifier.accepting.waiting == [] and notifier.accepting.writing is None
+
+
+async def test_with_the_database_away_every_message_of_a_burst_fails(notifier_url):
+    """Each goes back to RabbitMQ (its handler nacks on the error): none is left waiting."""
+    engine = create_engine(
+        "postgresql+asyncpg://payplane:payplane@127.0.0.1:1/none", pool_size=2, max_overflow=0
+    )
+    notifier = Notifier(
+        NotifierSettings(DATABASE_URL=notifier_url), session_factory(engine), None, None
+    )
+    try:
+        async with asyncio.timeout(10):
+            failures = await asyncio.gather(
+                *(notifier._accept(incoming()) for _ in range(3)), return_exceptions=True
+            )
+    finally:
+        await engine.dispose()
+    assert [dberrors.classify(f) for f in failures] == [dberrors.Fault.INFRASTRUCTURE] * 3
+    assert notifier.accepting.waiting == [] and notifier.accepting.writing is None
+
+
+async def test_attempts_ending_together_are_recorded_in_one_statement(
+    sessions, notifier_url, empty_notifier
+):
+    """One statement (one ``now()``); an attempt whose lease was taken over meanwhile records
+    its row and reads the state the other notifier left, beside one that holds its lease."""
+    notifier = Notifier(NotifierSettings(DATABASE_URL=notifier_url), sessions, None, None)
+    ours, lost, failing = [await accept(sessions, incoming()) for _ in range(3)]
+    async with empty_notifier.begin() as conn:  # another notifier took ``lost`` and delivered it
+        await conn.execute(
+            text(
+                "UPDATE deliveries SET state = 'delivered', attempts = 1, locked_until = NULL,"
+                " delivered_at = now() WHERE id = :id"
+            ),
+            {"id": lost.delivery.id},
+        )
+    delivered, theirs, retried = await asyncio.gather(
+        notifier.recording(store.Attempt(ours, outcome(204), manual=False)),
+        notifier.recording(store.Attempt(lost, outcome(500, "HTTP 500"), manual=False)),
+        notifier.recording(store.Attempt(failing, outcome(None, "refused"), manual=False)),
+    )
+    assert (delivered.state, delivered.attempts, delivered.last_status) == ("delivered", 1, 204)
+    assert (theirs.state, theirs.attempts, theirs.last_error) == ("delivered", 1, None)
+    assert (retried.state, retried.attempts, retried.last_error) == ("pending", 1, "refused")
+    assert retried.next_attempt_at > datetime.now(UTC) and retried.locked_until is None
+    assert delivered.delivered_at == delivered.updated_at == retried.updated_at  # one statement
+    assert await attempt_rows(empty_notifier, lost.delivery.event_id) == [
+        (1, "automatic", 500, False, "HTTP 500", "delivered")
+    ]
+    assert await attempt_rows(empty_notifier, failing.delivery.event_id) == [
+        (1, "automatic", None, False, "refused", "pending")
+    ]
+    redelivery = await store.claim_for_redelivery(
+        sessions, delivery_id=delivered.id, lease_seconds=30
+    )
+    again = await notifier.recording(store.Attempt(redelivery, outcome(204), manual=True))
+    assert again.attempts == 2 and again.updated_at > delivered.updated_at  # alone: a new one
+    assert (await attempt_rows(empty_notifier, again.event_id))[-1][:2] == (2, "manual")

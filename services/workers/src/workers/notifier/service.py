@@ -11,11 +11,10 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
-from contextvars import Context
 
 import aiohttp
 from aio_pika.abc import AbstractConnection, AbstractIncomingMessage
-from payplane_core import dberrors, egress, messaging, telemetry
+from payplane_core import egress, messaging, telemetry
 from payplane_core.context import accept_or_new_request_id, request_id_var
 from payplane_core.events import InvalidEvent, PaymentEvent
 from prometheus_client import Counter as Metric
@@ -23,6 +22,7 @@ from prometheus_client import Histogram
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from workers import amqp, topology
+from workers.bursts import Bursts
 from workers.notifier import metrics, sender, store
 from workers.notifier.config import NotifierSettings
 from workers.notifier.directory import MerchantDirectory
@@ -41,6 +41,11 @@ DUPLICATES = Metric(
 TOGETHER = Histogram(
     "payplane_notifier_accepted_together",
     "Messages whose deliveries one statement created (a burst from RabbitMQ)",
+    buckets=(1, 2, 4, 8, 16, 32, 64),
+)
+RECORDED_TOGETHER = Histogram(
+    "payplane_notifier_recorded_together",
+    "Attempts one statement recorded (attempts ending together)",
     buckets=(1, 2, 4, 8, 16, 32, 64),
 )
 LATENCY = Histogram(
@@ -125,9 +130,9 @@ class Notifier:
         self.busy: Counter[str] = Counter()
         self.slots: dict[str, asyncio.Semaphore] = {}
         self.tasks: set[asyncio.Task] = set()
-        # Messages waiting for their delivery row, and the task writing them (``_accept``).
-        self.arrivals: list[tuple[store.IncomingEvent, asyncio.Future]] = []
-        self.accepting: asyncio.Task | None = None
+        # Delivery rows of messages, and attempts, written a burst to a statement (``bursts``).
+        self.accepting = Bursts(self._accept_burst, sizes=TOGETHER)
+        self.recording = Bursts(self._record_burst, sizes=RECORDED_TOGETHER)
 
     async def run(self) -> None:
         try:
@@ -218,46 +223,20 @@ class Notifier:
 
     async def _accept(self, event: store.IncomingEvent) -> store.Claim | None:
         """The event's delivery, created in one statement with those of the messages that came
-        with it. RabbitMQ hands a burst over at once (a task per message, each arriving here
-        before the statement starts); no message waits for one still to come."""
-        arrival: asyncio.Future[store.Claim | None] = asyncio.get_running_loop().create_future()
-        self.arrivals.append((event, arrival))
-        if self.accepting is None:  # in a context of its own: no one message's trace or id
-            self.accepting = asyncio.create_task(self._accept_arrivals(), context=Context())
-        return await arrival
+        with it (RabbitMQ hands a burst over at once, a task per message)."""
+        return await self.accepting(event)
 
-    async def _accept_arrivals(self) -> None:
-        try:
-            while self.arrivals:  # at most a prefetch's worth: RabbitMQ sends no more
-                burst, self.arrivals = self.arrivals, []
-                TOGETHER.observe(len(burst))
-                await self._accept_burst(burst)
-        finally:
-            self.accepting = None
+    async def _accept_burst(self, events: list[store.IncomingEvent]) -> list[store.Claim | None]:
+        claims = await store.accept_events(
+            self.sessions, events=events, lease_seconds=self.settings.DELIVERY_LEASE_SECONDS
+        )
+        # pop: a message repeated within the burst is a duplicate, like a known event.
+        return [claims.pop(event.event_id, None) for event in events]
 
-    async def _accept_burst(self, burst: list[tuple[store.IncomingEvent, asyncio.Future]]) -> None:
-        try:
-            claims = await store.accept_events(
-                self.sessions,
-                events=[event for event, _ in burst],
-                lease_seconds=self.settings.DELIVERY_LEASE_SECONDS,
-            )
-        except Exception as exc:  # noqa: BLE001 - each message's own handler decides
-            if len(burst) > 1 and dberrors.classify(exc) is not dberrors.Fault.INFRASTRUCTURE:
-                # A row the database refuses must not fail the others: each alone. (With the
-                # database away, each would only wait for it again.)
-                for one in burst:
-                    await self._accept_burst([one])
-                return
-            _, arrival = burst[0]
-            if not arrival.done():
-                arrival.set_exception(exc)
-            return
-        for event, arrival in burst:
-            # pop: a message repeated within the burst is a duplicate, like a known event.
-            claim = claims.pop(event.event_id, None)
-            if not arrival.done():
-                arrival.set_result(claim)
+    async def _record_burst(self, attempts: list[store.Attempt]) -> list[Delivery]:
+        return await store.record_attempts(
+            self.sessions, attempts=attempts, schedule=self.settings.WEBHOOK_RETRY_SCHEDULE_SECONDS
+        )
 
     # -- retries, from the database -----------------------------------------------------------
     async def _retry_forever(self) -> None:
@@ -303,13 +282,7 @@ class Notifier:
             )
             if outcome.succeeded:
                 metrics.delivered(delivery, telemetry.exemplar())
-        recorded = await store.record_attempt(
-            self.sessions,
-            claim=claim,
-            outcome=outcome,
-            manual=manual,
-            schedule=self.settings.WEBHOOK_RETRY_SCHEDULE_SECONDS,
-        )
+        recorded = await self.recording(store.Attempt(claim, outcome, manual))
         trigger = "manual" if manual else "automatic"
         ATTEMPTS.labels(trigger, "success" if outcome.succeeded else "failure").inc()
         LATENCY.observe(outcome.latency_ms / 1000)

@@ -184,77 +184,95 @@ def next_state(
     return "failed", None
 
 
-# The delivery's new state (only while our lease holds), the state it is in afterwards (ours, or
-# the current row's if we lost the lease: FOR SHARE waits for a writer and reads its result) and
-# the attempt row, in one statement: atomic without a transaction block, one round trip.
-_RECORD = """
-    WITH updated AS (
-        UPDATE deliveries
-        SET state = :state, attempts = attempts + 1, locked_until = NULL,
-            last_status = :status, last_error = :error, updated_at = now(){extra}
-        WHERE id = :id AND locked_until = :lease
-        RETURNING {columns}
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """An attempt made on a claimed delivery, to be recorded."""
+
+    claim: Claim
+    outcome: AttemptOutcome
+    manual: bool
+
+
+_D_COLUMNS = ", ".join(f"d.{name}" for name in _COLUMN_NAMES)
+
+# For each attempt: the delivery's new state (only while our lease holds), the state it is in
+# afterwards (ours, or the current row's if we lost the lease: FOR SHARE waits for a writer and
+# reads its result) and the attempt row, for a whole burst in one statement: atomic without a
+# transaction block, one round trip.
+_RECORD_SQL = """
+    WITH input AS (
+        SELECT * FROM unnest(
+            CAST(:ids AS text[]), CAST(:leases AS timestamptz[]), CAST(:states AS text[]),
+            CAST(:statuses AS integer[]), CAST(:errors AS text[]), CAST(:triggers AS text[]),
+            CAST(:urls AS text[]), CAST(:started AS timestamptz[]),
+            CAST(:latencies AS integer[]), CAST(:succeeded AS boolean[]),
+            CAST(:waits AS float8[])
+        ) AS i(id, lease, state, status, error, trigger, url, started_at, latency_ms,
+               succeeded, wait)
+    ), updated AS (
+        UPDATE deliveries AS d
+        SET state = i.state, attempts = d.attempts + 1, locked_until = NULL,
+            last_status = i.status, last_error = i.error, updated_at = now(),
+            delivered_at = CASE WHEN i.state = 'delivered' THEN now() ELSE d.delivered_at END,
+            next_attempt_at = CASE WHEN i.wait IS NULL THEN d.next_attempt_at
+                                   ELSE now() + make_interval(secs => i.wait) END
+        FROM input AS i
+        WHERE d.id = i.id AND d.locked_until = i.lease
+        RETURNING {d_columns}
     ), theirs AS (
-        SELECT {columns} FROM deliveries
-        WHERE id = :id AND NOT EXISTS (SELECT 1 FROM updated)
-        FOR SHARE
+        SELECT {d_columns} FROM deliveries AS d JOIN input AS i ON d.id = i.id
+        WHERE NOT EXISTS (SELECT 1 FROM updated AS u WHERE u.id = d.id)
+        FOR SHARE OF d
     ), now_state AS (
         SELECT {columns} FROM updated UNION ALL SELECT {columns} FROM theirs
     ), attempt AS (
         INSERT INTO delivery_attempts (delivery_id, number, trigger, url, started_at, latency_ms,
                                        status_code, succeeded, error, resulting_state)
-        SELECT now_state.id,
-               (SELECT count(*) FROM delivery_attempts WHERE delivery_id = :id) + 1,
-               CAST(:trigger AS text), CAST(:url AS text), CAST(:started_at AS timestamptz),
-               CAST(:latency_ms AS integer), CAST(:status AS integer),
-               CAST(:succeeded AS boolean), CAST(:error AS text), now_state.state
-        FROM now_state
+        SELECT s.id,
+               (SELECT count(*) FROM delivery_attempts AS a WHERE a.delivery_id = s.id) + 1,
+               i.trigger, i.url, i.started_at, i.latency_ms, i.status, i.succeeded, i.error,
+               s.state
+        FROM now_state AS s JOIN input AS i ON i.id = s.id
     )
     SELECT {columns} FROM now_state
 """
-_RECORDS = {
-    kind: Statement(_RECORD.format(extra=extra, columns=_COLUMNS))
-    for kind, extra in {
-        "delivered": ", delivered_at = now()",
-        "retry": ", next_attempt_at = now() + make_interval(secs => CAST(:wait AS float8))",
-        "final": "",
-    }.items()
-}
+_RECORD = Statement(_RECORD_SQL.format(columns=_COLUMNS, d_columns=_D_COLUMNS))
 
 
-async def record_attempt(
-    sessions: async_sessionmaker,
-    *,
-    claim: Claim,
-    outcome: AttemptOutcome,
-    manual: bool,
-    schedule: list[float],
-) -> Delivery:
-    """Store the attempt and (if our lease still holds) the delivery's new state, atomically."""
-    delivery = claim.delivery
-    state, wait = next_state(
-        attempts_before=delivery.attempts,
-        succeeded=outcome.succeeded,
-        manual=manual,
-        schedule=schedule,
-    )
+async def record_attempts(
+    sessions: async_sessionmaker, *, attempts: Sequence[Attempt], schedule: list[float]
+) -> list[Delivery]:
+    """Store each attempt and (where our lease still holds) its delivery's new state, in one
+    atomic statement; the deliveries as they are afterwards, in the order of ``attempts``."""
+    ids = [a.claim.delivery.id for a in attempts]
+    if len(set(ids)) != len(ids):  # one claim, one attempt: never two of a delivery at once
+        raise ValueError("two attempts of one delivery in one burst")
+    decided = [
+        next_state(
+            attempts_before=a.claim.delivery.attempts,
+            succeeded=a.outcome.succeeded,
+            manual=a.manual,
+            schedule=schedule,
+        )
+        for a in attempts
+    ]
     params: dict[str, Any] = {
-        "id": delivery.id,
-        "lease": claim.lease,
-        "state": state,
-        "status": outcome.status_code,
-        "error": outcome.error,
-        "trigger": "manual" if manual else "automatic",
-        "url": outcome.url,
-        "started_at": outcome.started_at,
-        "latency_ms": outcome.latency_ms,
-        "succeeded": outcome.succeeded,
-        "wait": wait,
+        "ids": ids,
+        "leases": [a.claim.lease for a in attempts],
+        "states": [state for state, _ in decided],
+        "statuses": [a.outcome.status_code for a in attempts],
+        "errors": [a.outcome.error for a in attempts],
+        "triggers": ["manual" if a.manual else "automatic" for a in attempts],
+        "urls": [a.outcome.url for a in attempts],
+        "started": [a.outcome.started_at for a in attempts],
+        "latencies": [a.outcome.latency_ms for a in attempts],
+        "succeeded": [a.outcome.succeeded for a in attempts],
+        "waits": [wait for _, wait in decided],
     }
-    kind = "delivered" if state == "delivered" else "retry" if wait is not None else "final"
     async with driver_connection(_engine(sessions)) as conn:
-        row = await _RECORDS[kind].fetchrow(conn, params)
-    return _delivery(row)
+        rows = await _RECORD.fetch(conn, params)
+    after = {d.id: d for d in map(_delivery, rows)}
+    return [after[delivery_id] for delivery_id in ids]
 
 
 async def find_delivery(session: AsyncSession, *, ident: str) -> Delivery | None:
