@@ -20,18 +20,20 @@ from payplane_core.db import Statement, driver_connection
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+_MARK_SQL = """
+    UPDATE outbox_events
+    SET state = 'published', published_at = now(), locked_until = NULL, last_error = NULL
+    WHERE id = ANY(CAST(:published AS text[])) AND state = 'pending'
+"""
+
 # The claim also marks the rows of the previous batch published (``published``: their ids,
 # confirmed by the broker since): one statement per batch under load instead of two. Those
 # rows are still leased to this relay, so ``ready`` could not see them anyway; they are left
 # out by id as well, in case the lease ran out meanwhile (a row must not be changed twice in
 # one statement).
 _CLAIM = Statement(
-    """
-    WITH done AS (
-        UPDATE outbox_events
-        SET state = 'published', published_at = now(), locked_until = NULL, last_error = NULL
-        WHERE id = ANY(CAST(:published AS text[])) AND state = 'pending'
-    ), ready AS (
+    f"""
+    WITH done AS ({_MARK_SQL}), ready AS (
         SELECT id FROM outbox_events
         WHERE state = 'pending' AND next_retry_at <= now()
           AND NOT id = ANY(CAST(:published AS text[]))
@@ -47,16 +49,10 @@ _CLAIM = Statement(
     WHERE o.id = ready.id
     RETURNING o.id, o.routing_key, o.event_type, o.payment_id, o.merchant_id,
               o.payload::text AS body, o.headers, o.attempts, o.created_at
-    """
+    """  # noqa: S608 - a constant fragment, no input
 )
 
-_PUBLISHED = Statement(
-    """
-    UPDATE outbox_events
-    SET state = 'published', published_at = now(), locked_until = NULL, last_error = NULL
-    WHERE id = ANY(:ids) AND state = 'pending'
-    """
-)
+_PUBLISHED = Statement(_MARK_SQL)
 
 _FAILED = Statement(
     """
@@ -96,7 +92,7 @@ async def claim_batch(
 async def mark_published(engine: AsyncEngine, *, ids: list[str]) -> None:
     if ids:
         async with driver_connection(engine) as conn:
-            await _PUBLISHED.execute(conn, {"ids": ids})
+            await _PUBLISHED.execute(conn, {"published": ids})
 
 
 def backoff_seconds(attempts: int, *, base: float, cap: float) -> float:
