@@ -1,9 +1,11 @@
 """Key lifecycle as the gateway sees it: cache, revocation, rotation with grace, expiry."""
 
 import json
+from dataclasses import replace
 from datetime import timedelta
 
 import httpx
+from gateway.keys import KnownKeys
 from payplane_core.apikeys import hash_key, key_cache_key
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -166,3 +168,70 @@ async def test_a_key_cannot_be_pointed_at_another_merchant_through_redis(gw, svc
         assert response.headers["x-payplane-merchant-id"] == creds["merchant_id"]
         assert response.headers["x-payplane-scopes"] == "payments:read"
         assert await redis.get(mine) not in (victims, forged.encode())  # resealed from merchants
+
+
+def counting_gets(redis, monkeypatch) -> list[str]:
+    """The gateway's own Redis client, spied on: the keys it GETs (the calls still happen)."""
+    seen: list[str] = []
+    real_get = redis.get
+
+    async def get(name, *args, **kwargs):
+        seen.append(name)
+        return await real_get(name, *args, **kwargs)
+
+    monkeypatch.setattr(redis, "get", get)
+    return seen
+
+
+async def test_a_known_key_is_decided_without_reading_its_entry(
+    gw, gateway, creds, redis, monkeypatch
+):
+    """One Redis round trip per request for a key seen before; a changed entry is read again."""
+    assert (await ask_gateway(gw, write(creds))).status_code == 200  # now known here
+    gets = counting_gets(gateway.state.gate.redis, monkeypatch)
+    for prepared in (write(creds), read(creds["api_key"]), write(creds)):
+        assert (await ask_gateway(gw, prepared)).status_code == 200
+    assert gets == []
+    entry = key_cache_key(hash_key(creds["api_key"]))
+    await redis.delete(entry)  # as a revocation or a rotation would, or the TTL
+    response = await ask_gateway(gw, write(creds))
+    assert response.status_code == 200 and gets == [entry]  # decided again on a fresh read
+    assert (await ask_gateway(gw, write(creds))).status_code == 200 and gets == [entry]
+
+
+async def test_a_changed_entry_consumes_nothing(gw, gateway, creds, redis):
+    """The admission refuses a stale copy before anything: the same signed request (same
+    nonce) then passes on the fresh read, where a spent nonce would be refused as a replay."""
+    assert (await ask_gateway(gw, read(creds["api_key"]))).status_code == 200  # now known here
+    entry = key_cache_key(hash_key(creds["api_key"]))
+    known = gateway.state.gate.known_keys.get(hash_key(creds["api_key"]))
+    assert known is not None and known.sealed == await redis.get(entry)
+    await redis.set(entry, b"replaced", ex=30)  # not the copy's entry any more
+    prepared = write(creds)
+    assert (await ask_gateway(gw, prepared)).status_code == 200
+    replay = await ask_gateway(gw, prepared)
+    assert replay.status_code == 403 and replay.json()["reason"] == "signature-nonce-reused"
+
+
+async def test_a_refusal_from_a_known_copy_is_decided_again(gw, gateway, creds):
+    """A copy that would refuse (here: one claiming the key revoked) is never final: the
+    current entry decides."""
+    assert (await ask_gateway(gw, read(creds["read_key"]))).status_code == 200
+    known_keys = gateway.state.gate.known_keys
+    key_hash = hash_key(creds["read_key"])
+    known = known_keys.get(key_hash)
+    assert known is not None
+    known_keys.put(key_hash, replace(known, record=replace(known.record, revoked=True)))
+    assert (await ask_gateway(gw, read(creds["read_key"]))).status_code == 200
+    assert known_keys.get(key_hash) == known  # the fresh read replaced the copy
+
+
+def test_known_keys_keep_the_most_recently_used():
+    known_keys = KnownKeys(2)
+    entries = {name: object() for name in "abc"}
+    known_keys.put("a", entries["a"])
+    known_keys.put("b", entries["b"])
+    assert known_keys.get("a") is entries["a"]  # used: "b" is now the oldest
+    known_keys.put("c", entries["c"])
+    assert known_keys.get("b") is None
+    assert known_keys.get("a") is entries["a"] and known_keys.get("c") is entries["c"]

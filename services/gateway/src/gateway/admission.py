@@ -1,5 +1,8 @@
 """Everything the gateway decides in Redis, in ONE atomic script (one round trip):
 
+0. the key's cache entry: when the caller decided on a copy of it (``gateway.keys.KnownKeys``),
+   that copy must still be the entry in Redis (revocation and rotation delete or replace it,
+   and so does its TTL), or nothing is consumed and the caller decides again on a fresh read;
 1. the payments circuit breaker (``payplane_core.breaker``) for payment creation: fail fast
    while it is open; once half-open, admit ONE probe at a time (the probe key is a lease, so a
    probe whose outcome payments never reports is retried when it ends) and refuse the rest;
@@ -23,11 +26,12 @@ from payplane_core.breaker import observe, open_key, probe_key, tripped_key
 from payplane_core.usage import current_period, quota_counter_key, seconds_until_next_period
 from redis.asyncio import Redis
 
-# KEYS: breaker-open, breaker-tripped, breaker-probe, nonce, bucket, quota
+# KEYS: breaker-open, breaker-tripped, breaker-probe, nonce, bucket, quota, key-entry
 # ARGV: check_breaker, check_nonce, nonce_ttl_ms, rate, burst, count_quota, quota_limit,
-#       quota_ttl_s, quota_retry_s, probe_lease_ms
+#       quota_ttl_s, quota_retry_s, probe_lease_ms, key_entry ('' when not checked)
 # Returns {verdict, retry_ms, breaker_state}; breaker_state 0 closed, 1 open, 2 half-open.
 _ADMIT = """
+if ARGV[11] ~= '' and redis.call('GET', KEYS[7]) ~= ARGV[11] then return {5, 0, 0} end
 local probe = false
 if ARGV[1] == '1' then
   local open_ms = redis.call('PTTL', KEYS[1])
@@ -73,6 +77,7 @@ class Verdict(IntEnum):
     NONCE_REUSED = 2
     RATE_LIMITED = 3
     QUOTA_EXCEEDED = 4
+    KEY_CHANGED = 5  # the key's cache entry is not the one the caller decided on
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,13 +116,16 @@ class Admitter:
         burst: int,
         payment_creation: bool,
         payments_per_month: int,
+        key_entry: tuple[str, bytes] | None = None,
     ) -> Admission:
+        """``key_entry``: the key's cache key and the sealed entry the caller decided on."""
         period = current_period()
         keys = [
             *self.breaker_keys,
             f"gw:nonce:{key_id}:{nonce}" if nonce else f"gw:nonce:{key_id}:-",
             f"gw:bucket:{merchant_id}",
             quota_counter_key(merchant_id, period),
+            key_entry[0] if key_entry else "gw:key-entry:-",
         ]
         args = [
             int(payment_creation),
@@ -130,11 +138,14 @@ class Admitter:
             QUOTA_KEEP_SECONDS,
             seconds_until_next_period(),
             self.probe_lease_ms,
+            key_entry[1] if key_entry else b"",
         ]
         verdict, retry_ms, breaker = await self._script(keys=keys, args=args)
+        admitted = Verdict(int(verdict))
+        if admitted is Verdict.KEY_CHANGED:  # checked before anything else: nothing observed
+            return Admission(admitted, 0.0)
         half_open = int(breaker) == 2
         if payment_creation:  # the script checked the breaker first
             observe(self.breaker_name, int(breaker) == 1, half_open=half_open)
-        admitted = Verdict(int(verdict))
         probe = half_open and admitted is Verdict.ALLOWED  # the script took the probe lease
         return Admission(admitted, int(retry_ms) / 1000, probe=probe)

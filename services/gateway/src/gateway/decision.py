@@ -5,9 +5,11 @@ route -> bearer key (Redis cache, merchants on a miss) -> scope by method -> RFC
 on writes -> one Redis script for breaker, nonce, rate limit and quota -> internal signature
 (which also marks the half-open breaker's one probe, so payments reports only its outcome).
 
-Redis round trips per request with a warm key cache: 2 (GET the key entry, EVALSHA the
-admission script), reads and signed writes alike. A cache miss adds one call to the merchants
-service and one SET.
+Redis round trips per request for a key this process has seen: 1 (the admission script,
+which also checks that the key's cache entry is still the one decided on), reads and signed
+writes alike. Otherwise, or when that entry changed, or when the local copy would refuse the
+request: GET the key entry first (2); a cache miss adds one call to the merchants service and
+one SET.
 """
 
 import time
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from payplane_core import platform
+from payplane_core.apikeys import hash_key
 from payplane_core.crypto import SecretBox
 from payplane_core.internal_auth import (
     SCOPE_PAYMENTS_READ,
@@ -60,6 +63,7 @@ class Gate:
     box: SecretBox
     admitter: Admitter
     signing_key: Ed25519PrivateKey
+    known_keys: keys.KnownKeys
     clock: Callable[[], float] = time.time  # key expiry (tests move it instead of sleeping)
 
 
@@ -98,11 +102,36 @@ async def authorize(
     if call.path == PROVIDER_WEBHOOK_PATH:
         return _provider_webhook(gate, call)
     _require_payments_route(call.path)
-    record = await _key_record(gate, call)
-    write = call.method not in READ_METHODS
-    _require_scope(record, write=write)
-    nonce = _verified_nonce(gate, call, record) if write else None
-    admission = await _admit(gate, call, record, nonce=nonce)
+    key = keys.bearer_key(call.headers.get("authorization"))
+    key_hash = hash_key(key)
+    known = gate.known_keys.get(key_hash)
+    if known is not None and (allowed := await _decide(gate, call, known)) is not None:
+        return allowed
+    # First sight of the key here, or the copy is out of date or refuses: ask Redis.
+    gate.known_keys.drop(key_hash)
+    fresh = await _key_record(gate, key)
+    gate.known_keys.put(key_hash, fresh)
+    nonce = _check(gate, call, fresh.record)  # refusals from a fresh read are final
+    # Not checked against Redis again: it was just read (or just written, and concurrent
+    # misses each write their own sealing of the same answer; the last one stays).
+    admission = await _admit(gate, call, fresh, nonce=nonce, check_entry=False)
+    return _allow_key(gate, call, fresh.record, admission)
+
+
+async def _decide(gate: Gate, call: Call, known: keys.Resolved) -> Allowed | None:
+    """Allowed, or None when ``known`` may be out of date: it refuses the request, or its
+    cache entry is no longer the one in Redis (nothing was consumed then)."""
+    try:
+        nonce = _check(gate, call, known.record)
+    except Denied:
+        return None
+    admission = await _admit(gate, call, known, nonce=nonce, check_entry=True)
+    if admission.verdict is Verdict.KEY_CHANGED:
+        return None
+    return _allow_key(gate, call, known.record, admission)
+
+
+def _allow_key(gate: Gate, call: Call, record: keys.KeyRecord, admission: Admission) -> Allowed:
     return _allow(
         gate,
         call,
@@ -112,6 +141,14 @@ async def authorize(
         scopes=tuple(sorted(record.scopes)),
         probe=admission.probe,
     )
+
+
+def _check(gate: Gate, call: Call, record: keys.KeyRecord) -> str | None:
+    """Usable, scoped for the method, and a write's signature verified: its nonce."""
+    keys.check_usable(record, gate.clock())
+    write = call.method not in READ_METHODS
+    _require_scope(record, write=write)
+    return _verified_nonce(gate, call, record) if write else None
 
 
 def _provider_webhook(gate: Gate, call: Call) -> Allowed:
@@ -133,15 +170,14 @@ def _require_payments_route(path: str) -> None:
         raise Denied(404, "route-not-found", "No such API route.")
 
 
-async def _key_record(gate: Gate, call: Call) -> keys.KeyRecord:
+async def _key_record(gate: Gate, key: str) -> keys.Resolved:
     return await keys.resolve(
-        key=keys.bearer_key(call.headers.get("authorization")),
+        key=key,
         redis=gate.redis,
         merchants=gate.merchants,
         box=gate.box,
         ttl_seconds=gate.settings.KEY_CACHE_TTL_SECONDS,
         unknown_ttl_seconds=gate.settings.UNKNOWN_KEY_CACHE_TTL_SECONDS,
-        now=gate.clock(),
     )
 
 
@@ -175,8 +211,13 @@ def _verified_nonce(gate: Gate, call: Call, record: keys.KeyRecord) -> str:
     return verified.nonce
 
 
-async def _admit(gate: Gate, call: Call, record: keys.KeyRecord, *, nonce: str | None) -> Admission:
-    """Breaker, nonce, rate limit and quota in one Redis script."""
+async def _admit(
+    gate: Gate, call: Call, key: keys.Resolved, *, nonce: str | None, check_entry: bool
+) -> Admission:
+    """Breaker, nonce, rate limit and quota in one Redis script: admitted, or KEY_CHANGED
+    (``check_entry``: ``key``'s cache entry is no longer the one in Redis; nothing consumed),
+    or Denied."""
+    record = key.record
     try:
         admission = await gate.admitter.admit(
             merchant_id=record.merchant_id,
@@ -186,10 +227,12 @@ async def _admit(gate: Gate, call: Call, record: keys.KeyRecord, *, nonce: str |
             burst=record.burst,
             payment_creation=call.method == "POST" and call.path == PAYMENTS_PATH,
             payments_per_month=record.payments_per_month,
+            key_entry=(key.cache_key, key.sealed) if check_entry else None,
         )
     except RedisError:
         raise unavailable("Redis") from None
-    _raise_unless_admitted(admission.verdict, admission.retry_after_seconds)
+    if admission.verdict is not Verdict.KEY_CHANGED:
+        _raise_unless_admitted(admission.verdict, admission.retry_after_seconds)
     return admission
 
 

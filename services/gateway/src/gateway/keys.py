@@ -1,15 +1,24 @@
-"""Bearer key resolution: Redis cache first, the merchants service on a miss.
+"""Bearer key resolution: this process's copy first, then the Redis cache, then the merchants
+service on a miss.
 
 The cache entry is keyed by the key's SHA-256 hash (the key itself is never stored or sent
 anywhere) and the whole entry is sealed with AES-GCM, the hash as associated data: Redis never
 sees the signing secret, and whoever can write Redis still cannot point a key at another
 merchant, widen its scopes or limits (a forged or moved entry is a miss). The merchants service
 deletes the entry when the key is revoked or rotated.
+
+A key this process resolved is kept with the sealed entry it came from (``KnownKeys``) and used
+without reading Redis; the admission script, which runs on every request that gets through,
+refuses to consume anything unless that same entry is still in Redis, and the gateway then
+decides again on a fresh read. So a local copy never outlives a revocation, a rotation or an
+expired entry by even one admitted request, and the common request costs one Redis round trip
+instead of two.
 """
 
 import json
 import logging
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import httpx
@@ -41,6 +50,42 @@ class KeyRecord:
     requests_per_second: float
     burst: int
     payments_per_month: int
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """A key's record, with the Redis entry it was read from (or written as)."""
+
+    record: KeyRecord
+    cache_key: str
+    sealed: bytes
+
+
+class KnownKeys:
+    """Keys this process resolved, by key hash, the most recently used kept (at most ``size``).
+
+    An entry is only ever a guess: every use of it is checked against Redis by the admission
+    script, and any refusal it leads to is decided again on a fresh read (a key re-activated
+    or re-scoped is not refused from an old copy)."""
+
+    def __init__(self, size: int) -> None:
+        self._entries: OrderedDict[str, Resolved] = OrderedDict()
+        self._size = size
+
+    def get(self, key_hash: str) -> Resolved | None:
+        found = self._entries.get(key_hash)
+        if found is not None:
+            self._entries.move_to_end(key_hash)
+        return found
+
+    def put(self, key_hash: str, resolved: Resolved) -> None:
+        self._entries[key_hash] = resolved
+        self._entries.move_to_end(key_hash)
+        if len(self._entries) > self._size:
+            self._entries.popitem(last=False)
+
+    def drop(self, key_hash: str) -> None:
+        self._entries.pop(key_hash, None)
 
 
 def bearer_key(authorization: str | None) -> str:
@@ -128,19 +173,20 @@ async def resolve(
     box: SecretBox,
     ttl_seconds: int,
     unknown_ttl_seconds: int,
-    now: float | None = None,
-) -> KeyRecord:
-    """The record behind ``key``, checked (revoked, expired, merchant); raises Denied."""
+) -> Resolved:
+    """The record behind ``key`` (raises Denied for an unknown key); whether it may be used
+    now (revoked, expired, merchant) is ``check_usable``'s, on every request."""
     key_hash = hash_key(key)
     cache_key = key_cache_key(key_hash)
     try:
-        raw = await redis.get(cache_key)
-        entry = _open(raw, box, key_hash) if raw is not None else None
+        sealed = await redis.get(cache_key)
+        entry = _open(sealed, box, key_hash) if sealed is not None else None
         if entry is None:
             resolved = await _fetch(merchants, key_hash)
             entry = resolved if resolved is not None else {"unknown": True}
             ttl = ttl_seconds if resolved is not None else unknown_ttl_seconds
-            await redis.set(cache_key, _seal(entry, box, key_hash), ex=ttl)
+            sealed = _seal(entry, box, key_hash)
+            await redis.set(cache_key, sealed, ex=ttl)
         record = _record(entry)
     except RedisError:
         raise unavailable("Redis") from None
@@ -155,8 +201,7 @@ async def resolve(
             "This API key is not known.",
             www_authenticate='Bearer error="invalid_token"',
         )
-    check_usable(record, now)
-    return record
+    return Resolved(record, cache_key, sealed)
 
 
 def check_usable(record: KeyRecord, now: float | None = None) -> None:

@@ -15,6 +15,7 @@ from gateway.admission import Admitter
 from gateway.api.routes import authz
 from gateway.core.config import Settings
 from gateway.decision import Gate
+from gateway.keys import KnownKeys
 
 
 def create_app(
@@ -46,6 +47,7 @@ def create_app(
             merchants=merchants,
             box=SecretBox(settings.ENCRYPTION_KEYS),
             signing_key=load_private_key(settings.INTERNAL_SIGNING_KEY),
+            known_keys=KnownKeys(settings.KNOWN_KEYS_MAX),
             clock=clock,
             # A nonce must be remembered as long as its signature could still be accepted.
             admitter=Admitter(

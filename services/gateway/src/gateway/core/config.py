@@ -16,6 +16,9 @@ class Settings(ServiceSettings):
     ENCRYPTION_KEYS: CsvList = Field(default_factory=lambda: [LOCAL_DEFAULT_SECRET])
     # A resolved key stays cached this long; revocation drops it at once, the TTL bounds it.
     KEY_CACHE_TTL_SECONDS: int = 30
+    # Keys each gateway process remembers (the most recently used), so that a request needs
+    # no read of the Redis entry: the admission script checks the entry is still the same.
+    KNOWN_KEYS_MAX: int = Field(default=10_000, gt=0)
     # Unknown keys are remembered briefly so a flood of bad keys does not reach merchants.
     UNKNOWN_KEY_CACHE_TTL_SECONDS: int = 5
     # RFC 9421 "created" must be within this many seconds of now, either way (the contract).
