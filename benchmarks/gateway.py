@@ -8,6 +8,7 @@ Requests are signed before the clock starts with http-message-signatures' client
 import asyncio
 import json
 import secrets
+from dataclasses import replace
 
 from http_message_signatures import HTTPMessageSigner, MappingKeyResolver, algorithms
 from payplane_cli import local
@@ -15,7 +16,8 @@ from payplane_cli.merchants import create_merchant
 from payplane_cli.stack import Stack
 from redis import Redis
 
-from benchmarks.load import Prepared, run
+from benchmarks.cpu import process_cpu_ms
+from benchmarks.load import Prepared, Result, run
 
 REQUESTS = 3000
 CONCURRENCY = 16
@@ -61,6 +63,23 @@ def redis_commands(stack: Stack) -> int:
         return int(redis.info("stats")["total_commands_processed"])
 
 
+def cpu_ms(stack: Stack) -> tuple[float, float]:
+    """CPU used so far by the gateway process and by the Redis server, in ms."""
+    gateway = process_cpu_ms(stack.pid_of("gateway"))
+    with Redis.from_url(stack.redis_url) as redis:
+        info = redis.info("cpu")
+    return gateway, (info["used_cpu_user"] + info["used_cpu_sys"]) * 1000
+
+
+def timed(stack: Stack, label: str, requests: list[Prepared], concurrency: int) -> Result:
+    """``run``, with the gateway's and Redis's CPU per request added to its line."""
+    before = cpu_ms(stack)
+    result = asyncio.run(run(label, requests, concurrency, lambda status: status == 200))
+    gateway, redis = (b - a for a, b in zip(before, cpu_ms(stack), strict=True))
+    cpu = f" [CPU ms/req: gateway {gateway / len(requests):.3f}, Redis {redis / len(requests):.3f}]"
+    return replace(result, label=result.label + cpu)
+
+
 def run_bench() -> None:
     stack = Stack.for_bench()
     local.fresh_up(stack, ["merchants", "gateway"])
@@ -77,15 +96,14 @@ def run_bench() -> None:
         warmup = [signed_post(url, creds) for _ in range(300)]
         reads = [read(url, creds)] * REQUESTS
         posts = [signed_post(url, creds) for _ in range(REQUESTS)]
-        ok = lambda s: s == 200  # noqa: E731
-        asyncio.run(run("warmup (fills the key cache)", warmup, CONCURRENCY, ok))
-        base = asyncio.run(run("baseline: gateway GET /health", health, CONCURRENCY, ok))
-        reads_result = asyncio.run(run("authz: GET with read key", reads, CONCURRENCY, ok))
+        timed(stack, "warmup (fills the key caches)", warmup, CONCURRENCY)
+        base = timed(stack, "baseline: gateway GET /health", health, CONCURRENCY)
+        reads_result = timed(stack, "authz: GET with read key", reads, CONCURRENCY)
         before = redis_commands(stack)
-        result = asyncio.run(run("authz: signed POST /api/v1/payments", posts, CONCURRENCY, ok))
+        result = timed(stack, "authz: signed POST /api/v1/payments", posts, CONCURRENCY)
         per_request = (redis_commands(stack) - before) / REQUESTS
         single = [signed_post(url, creds) for _ in range(SERIAL)]
-        serial = asyncio.run(run("authz: signed POST, one at a time", single, 1, ok))
+        serial = timed(stack, "authz: signed POST, one at a time", single, 1)
         for line in (base.line(), reads_result.line(), result.line(), serial.line()):
             print(line)
         print(
@@ -94,10 +112,10 @@ def run_bench() -> None:
             f" p50 {result.pct(0.5) / base.pct(0.5):.1f}x the /health p50"
         )
         print(
-            "  Redis round trips per decision (warm key cache): 2 by design (GET key entry, "
-            f"EVALSHA admission: breaker+nonce+rate+quota); the server counted {per_request:.2f}"
-            " commands/request = GET + EVALSHA + 9 inside the script (shared Redis: others'"
-            " traffic can add to it)"
+            "  Redis round trips per decision for a key this gateway has seen: 1 by design"
+            " (EVALSHA: key entry unchanged, breaker, nonce, rate, quota); the server counted"
+            f" {per_request:.2f} commands/request = EVALSHA + the script's own (shared Redis:"
+            " others' traffic can add to it)"
         )
     finally:
         local.down(stack)
