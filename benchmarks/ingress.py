@@ -9,6 +9,7 @@ from payplane_cli import local
 from payplane_cli.merchants import create_merchant, secret_view
 from payplane_cli.stack import Stack
 
+from benchmarks.cpu import Snapshot, cpu_ms, snapshot
 from benchmarks.load import Prepared, run
 from benchmarks.payments import signed_create
 from benchmarks.signing import merchant_auth
@@ -31,6 +32,13 @@ def merchant_request(base: str, credentials: dict) -> Prepared:
     ).prepare()
     merchant_auth(credentials)(request)
     return Prepared("POST", request.url, dict(request.headers), request.body)
+
+
+def per_request(before: Snapshot, stack: Stack, requests: int) -> str:
+    """The CPU each server group used since ``before``, per request, busiest first."""
+    after, _ = snapshot(stack)
+    used = sorted(cpu_ms(before, after).items(), key=lambda item: -item[1])
+    return ", ".join(f"{name} {ms / requests:.3f}" for name, ms in used if ms > 0)
 
 
 def run_bench() -> None:
@@ -59,9 +67,11 @@ def run_bench() -> None:
                 ("direct", "direct: POST payments (internal sig)", direct),
                 ("ingress", "ingress: Envoy + gateway + payments", through),
             ):
+                before, _ = snapshot(stack)
                 result = asyncio.run(run(label, prepared[part], CONCURRENCY, lambda s: s == 201))
                 results[kind].append(result)
                 print(result.line())
+                print("    CPU ms per request:", per_request(before, stack, result.requests))
         a, c = results["direct"]
         b, d = results["ingress"]
         direct_p50 = (a.pct(0.5) + c.pct(0.5)) / 2
