@@ -12,7 +12,8 @@ without reading Redis; the admission script, which runs on every request that ge
 refuses to consume anything unless that same entry is still in Redis, and the gateway then
 decides again on a fresh read. So a local copy never outlives a revocation, a rotation or an
 expired entry by even one admitted request, and the common request costs one Redis round trip
-instead of two.
+instead of two. The copies keep signing secrets in this process's memory, where the keys that
+open every entry in Redis already are.
 """
 
 import json
