@@ -101,6 +101,13 @@ def cpu_ms(before: Snapshot, after: Snapshot) -> dict[str, float]:
     return used
 
 
+def per_request(before: Snapshot, stack: Stack, requests: int) -> str:
+    """The CPU each server group used since ``before``, per request in ms, busiest first."""
+    after, _ = snapshot(stack)
+    used = sorted(cpu_ms(before, after).items(), key=lambda item: -item[1])
+    return ", ".join(f"{name} {ms / requests:.3f}" for name, ms in used if ms > 0)
+
+
 def machine_ticks() -> tuple[int, int]:
     """(busy, all) CPU ticks of the whole machine since boot, from /proc/stat (every core,
     every process: the bench's own client included)."""

@@ -16,7 +16,7 @@ from payplane_cli.merchants import create_merchant
 from payplane_cli.stack import Stack
 from redis import Redis
 
-from benchmarks.cpu import process_cpu_ms
+from benchmarks.cpu import per_request, snapshot
 from benchmarks.load import Prepared, Result, run
 
 REQUESTS = 3000
@@ -63,21 +63,12 @@ def redis_commands(stack: Stack) -> int:
         return int(redis.info("stats")["total_commands_processed"])
 
 
-def cpu_ms(stack: Stack) -> tuple[float, float]:
-    """CPU used so far by the gateway process and by the Redis server, in ms."""
-    gateway = process_cpu_ms(stack.pid_of("gateway"))
-    with Redis.from_url(stack.redis_url) as redis:
-        info = redis.info("cpu")
-    return gateway, (info["used_cpu_user"] + info["used_cpu_sys"]) * 1000
-
-
 def timed(stack: Stack, label: str, requests: list[Prepared], concurrency: int) -> Result:
-    """``run``, with the gateway's and Redis's CPU per request added to its line."""
-    before = cpu_ms(stack)
+    """``run``, with each server group's CPU per request (the gateway, Redis, ...) added."""
+    before, _ = snapshot(stack)
     result = asyncio.run(run(label, requests, concurrency, lambda status: status == 200))
-    gateway, redis = (b - a for a, b in zip(before, cpu_ms(stack), strict=True))
-    cpu = f" [CPU ms/req: gateway {gateway / len(requests):.3f}, Redis {redis / len(requests):.3f}]"
-    return replace(result, label=result.label + cpu)
+    cpu = per_request(before, stack, len(requests))
+    return replace(result, label=f"{result.label} [CPU ms/req: {cpu}]")
 
 
 def run_bench() -> None:

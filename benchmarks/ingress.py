@@ -9,7 +9,7 @@ from payplane_cli import local
 from payplane_cli.merchants import create_merchant, secret_view
 from payplane_cli.stack import Stack
 
-from benchmarks.cpu import Snapshot, cpu_ms, snapshot
+from benchmarks.cpu import per_request, snapshot
 from benchmarks.load import Prepared, run
 from benchmarks.payments import signed_create
 from benchmarks.signing import merchant_auth
@@ -32,13 +32,6 @@ def merchant_request(base: str, credentials: dict) -> Prepared:
     ).prepare()
     merchant_auth(credentials)(request)
     return Prepared("POST", request.url, dict(request.headers), request.body)
-
-
-def per_request(before: Snapshot, stack: Stack, requests: int) -> str:
-    """The CPU each server group used since ``before``, per request, busiest first."""
-    after, _ = snapshot(stack)
-    used = sorted(cpu_ms(before, after).items(), key=lambda item: -item[1])
-    return ", ".join(f"{name} {ms / requests:.3f}" for name, ms in used if ms > 0)
 
 
 def run_bench() -> None:

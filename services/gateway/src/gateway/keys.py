@@ -58,8 +58,11 @@ class Resolved:
     """A key's record, with the Redis entry it was read from (or written as)."""
 
     record: KeyRecord
-    cache_key: str
     sealed: bytes
+
+    @property
+    def cache_key(self) -> str:
+        return key_cache_key(self.record.key_hash)
 
 
 class KnownKeys:
@@ -202,7 +205,7 @@ async def resolve(
             "This API key is not known.",
             www_authenticate='Bearer error="invalid_token"',
         )
-    return Resolved(record, cache_key, sealed)
+    return Resolved(record, sealed)
 
 
 def check_usable(record: KeyRecord, now: float | None = None) -> None:
