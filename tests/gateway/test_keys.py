@@ -235,3 +235,21 @@ def test_known_keys_keep_the_most_recently_used():
     known_keys.put("c", entries["c"])
     assert known_keys.get("b") is None
     assert known_keys.get("a") is entries["a"] and known_keys.get("c") is entries["c"]
+
+
+async def test_a_forged_request_on_a_known_key_spends_nothing(gw, creds):
+    """Refused on the local copy, then again on a fresh read: the genuine request with the
+    same nonce still passes afterwards, once."""
+    assert (await ask_gateway(gw, write(creds))).status_code == 200  # now known here
+    genuine = write(creds)
+    for forged in (
+        {"body": json.dumps({**BODY, "amount": 10**9}).encode()},  # changed amount
+        {"body": b'{"amount": 100, "currency": "EUR\x00"}'},  # NUL-laden
+        {"path": "/api/v1/payments?x=1"},  # another target
+        {"method": "PUT"},
+    ):
+        response = await ask_gateway(gw, genuine, **forged)
+        assert response.status_code == 403, (forged, response.text)
+    assert (await ask_gateway(gw, genuine)).status_code == 200
+    replay = await ask_gateway(gw, genuine)
+    assert replay.status_code == 403 and replay.json()["reason"] == "signature-nonce-reused"
